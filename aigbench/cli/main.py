@@ -1,0 +1,128 @@
+"""``bench``: init, models, env."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from aigbench import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="aigbench")
+def cli() -> None:
+    """aigbench: train, test and stress-test detectors of AI-generated images (real = 0, fake = 1)."""
+
+
+@cli.command()
+@click.argument("template", default="base")
+@click.option(
+    "--dir",
+    "target",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="folder to write into (created if missing)",
+)
+@click.option("--force", is_flag=True, help="overwrite existing files without asking")
+def init(template: str, target: str, force: bool) -> None:
+    """Write editable train/test/test_robust scripts, a model stub and shell scripts.
+
+    TEMPLATE is `base` (your own model in mymodel.py) or another bundled template.
+    """
+    from aigbench.scaffold import ScaffoldError, render_template
+
+    try:
+        files = render_template(template, Path(target))
+    except ScaffoldError as e:
+        raise click.ClickException(str(e)) from None
+    existing = [p for p in files if p.exists() and p.read_text(encoding="utf-8") != files[p]]
+    if existing and not force:
+        names = "\n  ".join(str(p) for p in existing)
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise click.ClickException(
+                f"these files exist and would be overwritten:\n  {names}\nre-run with --force to overwrite them"
+            )
+        if not click.confirm(f"Overwrite these existing files?\n  {names}\n", default=False):
+            raise click.ClickException("nothing written")
+    Path(target).mkdir(parents=True, exist_ok=True)
+    for path, text in files.items():
+        path.write_text(text, encoding="utf-8")
+        if path.suffix == ".sh":
+            path.chmod(0o755)
+    click.echo(f"wrote {len(files)} files to {Path(target).resolve()}:")
+    for path in files:
+        click.echo(f"  {path.name}")
+    click.echo("next: sh train_mymodel.sh" if template == "base" else "next: see README-aigbench.md")
+
+
+@cli.command()
+@click.argument("pattern", required=False, default="")
+@click.option(
+    "--import",
+    "-i",
+    "modules",
+    multiple=True,
+    metavar="MODULE",
+    help="also import MODULE (e.g. mymodel) so that its models are listed",
+)
+def models(pattern: str, modules: tuple[str, ...]) -> None:
+    """List registered models (wildcards: bench models '*spot*'), or show one model's flags."""
+    import importlib
+
+    from aigbench.registry import MODELS, describe
+
+    sys.path.insert(0, str(Path.cwd()))
+    for m in modules:
+        importlib.import_module(m)
+    if pattern and not any(c in pattern for c in "*?[") and pattern in MODELS:
+        _show_model(pattern)
+        return
+    names = MODELS.list(pattern or "*")
+    if not names:
+        if pattern and not any(c in pattern for c in "*?["):
+            try:
+                MODELS.get(pattern)
+            except KeyError as e:
+                raise click.ClickException(e.args[0]) from None
+        raise click.ClickException(f"no registered model matches {pattern!r}")
+    width = max(len(n) for n in names)
+    for n in names:
+        cls = MODELS.get(n)
+        paper = getattr(cls, "paper", "")
+        click.echo(f"{n:<{width}}  {describe(cls)}" + (f"  [{paper}]" if paper else ""))
+
+
+def _show_model(name: str) -> None:
+    from aigbench.flags import signature_table
+    from aigbench.registry import MODELS, describe
+
+    cls = MODELS.get(name)
+    click.echo(f"{name}: {describe(cls)}")
+    if getattr(cls, "paper", ""):
+        click.echo(f"paper: {cls.paper}")
+    click.echo(f"defined in: {cls.__module__}")
+    rows = signature_table(cls)
+    if not rows:
+        click.echo("flags: (none)")
+        return
+    click.echo("flags:")
+    w = max(len(r[0]) for r in rows)
+    for flag, tp, default in rows:
+        click.echo(f"  {flag:<{w}}  {tp:<10} default {default}")
+
+
+@cli.command()
+def env() -> None:
+    """Print versions of aigbench and its dependencies, and the compute device."""
+    from aigbench.envinfo import collect_env
+
+    for key, value in collect_env().items():
+        click.echo(f"{key:<22} {value}")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    cli.main(args=argv, prog_name="bench")

@@ -1,0 +1,1 @@
+"""Dataset layouts, transforms and the embedded demo data."""

@@ -1,0 +1,112 @@
+"""A torch Dataset over :class:`~aigbench.datasets.layouts.Sample` lists, and its loaders."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
+
+from aigbench.datasets.layouts import Sample, load_samples
+from aigbench.datasets.transforms import ImageTransform, decode_image
+
+
+class ImageDataset(Dataset):
+    """Yields ``{"image", "label", "path", "generator", "index"}``; an undecodable file yields
+    ``{"skipped": path, "index"}`` so that the loop can warn once with its name."""
+
+    def __init__(self, samples: Sequence[Sample], transform: ImageTransform, name: str = "") -> None:
+        self.samples = list(samples)
+        self.transform = transform
+        self.name = name
+
+    @classmethod
+    def from_path(
+        cls, path: str, transform: ImageTransform, split: Optional[str] = None, layout: str = "auto", name: str = ""
+    ) -> ImageDataset:
+        return cls(load_samples(path, split, layout), transform, name or os.path.basename(str(path).rstrip("/")))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = self.samples[index]
+        img = decode_image(s.path)
+        if img is None:
+            return {"skipped": s.path, "index": index}
+        return {
+            "image": self.transform(img),
+            "label": float(s.label),
+            "path": s.path,
+            "generator": s.generator,
+            "index": index,
+        }
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack the good items; list the paths of the skipped ones under ``"skipped"``."""
+    good = [it for it in items if "skipped" not in it]
+    batch: dict[str, Any] = {"skipped": [it["skipped"] for it in items if "skipped" in it]}
+    if good:
+        batch["image"] = torch.stack([it["image"] for it in good])
+        batch["label"] = torch.tensor([it["label"] for it in good], dtype=torch.float32)
+        batch["index"] = torch.tensor([it["index"] for it in good], dtype=torch.long)
+        batch["path"] = [it["path"] for it in good]
+        batch["generator"] = [it["generator"] for it in good]
+    return batch
+
+
+class _SeedWorker:
+    """Seeds each worker's augmentation RNG from torch's per-worker seed (reproducible runs)."""
+
+    def __init__(self, dataset: ImageDataset) -> None:
+        self.dataset = dataset
+
+    def __call__(self, worker_id: int) -> None:
+        seed = torch.initial_seed() % 2**31
+        self.dataset.transform.set_random_seed(seed)
+
+
+def build_loader(
+    dataset: ImageDataset,
+    batch_size: int,
+    train: bool,
+    num_workers: int = 0,
+    distributed: bool = False,
+    seed: int = 0,
+    drop_last: Optional[bool] = None,
+) -> DataLoader:
+    """A DataLoader with a (distributed) sampler; shuffling uses ``seed`` (+ epoch via ``set_epoch``).
+
+    Evaluation under several processes uses a padded ``DistributedSampler``: each batch carries
+    the dataset ``index`` of its images so that gathering can count every image exactly once.
+    """
+    if distributed:
+        sampler: Any = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=False)
+    elif train:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+    else:
+        sampler = SequentialSampler(dataset)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=train if drop_last is None else drop_last,
+        worker_init_fn=_SeedWorker(dataset) if num_workers > 0 else None,
+        persistent_workers=False,
+    )
+
+
+def set_loader_epoch(loader: DataLoader, epoch: int, seed: int) -> None:
+    """Make epoch ``epoch``'s order and augmentation depend only on ``seed`` and ``epoch``."""
+    sampler = loader.sampler
+    if isinstance(sampler, DistributedSampler):
+        sampler.set_epoch(epoch)
+    elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
+        sampler.generator.manual_seed(seed + epoch)
+    if loader.num_workers == 0:
+        loader.dataset.transform.set_random_seed(seed + epoch)

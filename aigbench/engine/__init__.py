@@ -1,0 +1,1 @@
+"""Training and evaluation machinery. Knows the output-dict contract; knows no CLI."""

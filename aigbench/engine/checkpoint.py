@@ -1,0 +1,226 @@
+"""Checkpoints: atomic writes, ``weights_only=True`` loads, plain-data run configuration.
+
+A checkpoint is a dict of tensors and plain Python data::
+
+    {"model": state_dict, "optimizer": ..., "scheduler": ..., "scaler": ...,
+     "epoch": last finished epoch, "global_step": int, "best": {...},
+     "config": {flag: value, ...}, "aigbench_version": str}
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+
+from aigbench import __version__
+
+_EPOCH_RE = re.compile(r"^checkpoint-(\d+)\.pth$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable or does not fit the model."""
+
+
+def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> Path:
+    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_checkpoint(
+    output_dir: Union[str, os.PathLike],
+    epoch: int,
+    model: torch.nn.Module,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    scheduler: Any = None,
+    scaler: Any = None,
+    config: Optional[dict[str, Any]] = None,
+    global_step: int = 0,
+    best: Optional[dict[str, Any]] = None,
+    name: Optional[str] = None,
+) -> Path:
+    """Save ``checkpoint-<epoch>.pth`` (or ``name``) atomically and return its path."""
+    state = {
+        "model": unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+        "epoch": int(epoch),
+        "global_step": int(global_step),
+        "best": dict(best or {}),
+        "config": _plain(config or {}),
+        "aigbench_version": __version__,
+    }
+    return atomic_torch_save(state, Path(output_dir) / (name or f"checkpoint-{epoch}.pth"))
+
+
+def copy_checkpoint(src: Union[str, os.PathLike], dst: Union[str, os.PathLike]) -> None:
+    """Atomic copy (used for ``checkpoint-best.pth``)."""
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def load_checkpoint(path: Union[str, os.PathLike], map_location: Any = "cpu") -> dict[str, Any]:
+    """Load with ``weights_only=True`` (no arbitrary pickles); clear errors for bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; check --resume / --checkpoint")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # corrupt file, or a pickle holding more than weights
+        raise CheckpointError(
+            f"cannot load checkpoint {str(path)!r} with weights_only=True: {e}. "
+            "If it is a trusted file saved with pickled objects, re-save its state_dict."
+        ) from None
+
+
+def load_model_weights(model: torch.nn.Module, state_dict: dict[str, Any], source: str = "checkpoint") -> None:
+    """Strict load whose error lists the missing, unexpected and mis-shaped keys."""
+    target = unwrap(model)
+    own = target.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shape = [
+        f"{k}: file {list(state_dict[k].shape)} vs model {list(own[k].shape)}"
+        for k in own
+        if k in state_dict and hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shape:
+
+        def _fmt(title: str, keys: list[str]) -> str:
+            more = f" ... and {len(keys) - 10} more" if len(keys) > 10 else ""
+            return f"\n  {title} ({len(keys)}): " + ", ".join(keys[:10]) + more if keys else ""
+
+        raise CheckpointError(
+            f"{source} does not fit {type(target).__name__}:"
+            + _fmt("missing keys", missing)
+            + _fmt("unexpected keys", unexpected)
+            + _fmt("shape mismatches", shape)
+            + "\nCheck --model and its flags (they must match the ones used for training)."
+        )
+    target.load_state_dict(state_dict, strict=True)
+
+
+def list_epoch_checkpoints(output_dir: Union[str, os.PathLike]) -> list[Path]:
+    """``checkpoint-<epoch>.pth`` files sorted by epoch."""
+    d = Path(output_dir)
+    found = [(int(m.group(1)), p) for p in d.glob("checkpoint-*.pth") if (m := _EPOCH_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") and isinstance(model.module, torch.nn.Module) else model
+
+
+def _plain(obj: Any) -> Any:
+    """Make ``obj`` JSON/weights_only friendly (paths → str, tuples → lists)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+class ResumeState:
+    """Where a (resumed) run starts: next epoch, optimizer steps so far, best score so far."""
+
+    def __init__(self, start_epoch: int = 0, global_step: int = 0, best: Optional[dict[str, Any]] = None) -> None:
+        self.start_epoch = start_epoch
+        self.global_step = global_step
+        self.best = dict(best or {})
+
+
+def resume(
+    resume_from: str,
+    output_dir: Union[str, os.PathLike],
+    model: torch.nn.Module,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    scheduler: Any = None,
+    scaler: Any = None,
+) -> ResumeState:
+    """Restore model, optimizer, schedule and AMP scaler from ``resume_from``.
+
+    ``""`` starts fresh; ``"auto"`` takes the latest ``checkpoint-<epoch>.pth`` of
+    ``output_dir`` (fresh when there is none).
+    """
+    if not resume_from:
+        return ResumeState()
+    if resume_from == "auto":
+        found = list_epoch_checkpoints(output_dir)
+        if not found:
+            return ResumeState()
+        resume_from = str(found[-1])
+    state = load_checkpoint(resume_from)
+    for key in ("model", "epoch"):
+        if key not in state:
+            raise CheckpointError(f"{resume_from} has no {key!r} entry; it is not an aigbench training checkpoint")
+    load_model_weights(model, state["model"], resume_from)
+    if optimizer is not None and state.get("optimizer"):
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler"):
+        scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler") and scaler.is_enabled():
+        scaler.load_state_dict(state["scaler"])
+    return ResumeState(int(state["epoch"]) + 1, int(state.get("global_step", 0)), state.get("best") or {})
+
+
+def load_weights_into(model: torch.nn.Module, path: Union[str, os.PathLike]) -> int:
+    """Load a checkpoint's model weights (strict); returns its epoch (-1 if unknown)."""
+    state = load_checkpoint(path)
+    load_model_weights(model, state.get("model", state), str(path))
+    return int(state.get("epoch", -1)) if isinstance(state.get("epoch", -1), int) else -1
+
+
+def checkpoints_to_test(output_dir: Union[str, os.PathLike], checkpoint: str = "") -> list[Path]:
+    """``[checkpoint]`` when given, else every epoch checkpoint plus ``checkpoint-best.pth``."""
+    if checkpoint:
+        p = Path(checkpoint)
+        if not p.is_file():
+            raise CheckpointError(f"--checkpoint {checkpoint!r} does not exist")
+        return [p]
+    found = list_epoch_checkpoints(output_dir)
+    best = Path(output_dir) / "checkpoint-best.pth"
+    if best.is_file():
+        found.append(best)
+    if not found:
+        raise CheckpointError(
+            f"no checkpoint-*.pth in {str(output_dir)!r}; train first (sh train_mymodel.sh) or pass --checkpoint"
+        )
+    return found
+
+
+def pick_checkpoint(output_dir: Union[str, os.PathLike], checkpoint: str = "") -> Path:
+    """``checkpoint`` when given, else ``checkpoint-best.pth``, else the latest epoch."""
+    found = checkpoints_to_test(output_dir, checkpoint)
+    return found[-1]
+
+
+def improve_best(best: dict[str, Any], metric: str, value: float, epoch: int) -> bool:
+    """Record ``value`` in ``best`` when it beats the best so far (NaN never does)."""
+    if math.isnan(value) or (best.get("value") is not None and value <= best["value"]):
+        return False
+    best.update({"metric": metric, "value": float(value), "epoch": int(epoch)})
+    return True

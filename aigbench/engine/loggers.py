@@ -1,0 +1,135 @@
+"""TensorBoard events, ``log.jsonl`` and image grids. Only the main process writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence, Union
+
+import cv2
+import numpy as np
+import torch
+
+
+def to_jsonable(obj: Any) -> Any:
+    """NaN/inf → None, numpy/torch scalars → Python, so files are strict JSON."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic, torch.Tensor)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: Union[str, os.PathLike], obj: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunLogger:
+    """Writes TensorBoard events under ``<output_dir>/tensorboard/<phase>`` and JSON lines.
+
+    A disabled logger (non-main ranks) accepts every call and writes nothing.
+    """
+
+    def __init__(self, output_dir: Union[str, os.PathLike], phase: str, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.output_dir = Path(output_dir)
+        self._writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            self._writer = SummaryWriter(str(self.output_dir / "tensorboard" / phase))
+
+    def scalars(self, prefix: str, values: Mapping[str, Any], step: int) -> None:
+        if self._writer is None:
+            return
+        for k, v in values.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)):
+                self._writer.add_scalar(f"{prefix}/{k}" if prefix else k, float(v), step)
+
+    def images(self, prefix: str, images: Mapping[str, torch.Tensor], step: int) -> None:
+        """Log ``visual_image`` tensors, each min-max scaled to [0, 1] for display."""
+        if self._writer is None:
+            return
+        for k, v in images.items():
+            v = v.detach().float().cpu()
+            if v.dim() == 3:
+                v = v.unsqueeze(0)
+            v = v[:16]
+            lo = v.amin(dim=(1, 2, 3), keepdim=True)
+            hi = v.amax(dim=(1, 2, 3), keepdim=True)
+            self._writer.add_images(f"{prefix}/{k}", (v - lo) / (hi - lo).clamp_min(1e-8), step)
+
+    def image(self, tag: str, hwc_uint8: np.ndarray, step: int) -> None:
+        if self._writer is not None:
+            self._writer.add_image(tag, hwc_uint8, step, dataformats="HWC")
+
+    def jsonl(self, filename: str, record: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.output_dir / filename, "a", encoding="utf-8") as f:
+            f.write(json.dumps(to_jsonable(record), allow_nan=False) + "\n")
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def labelled_grid(
+    images: torch.Tensor, labels: Sequence[float], scores: Sequence[float], columns: int = 8, cell: int = 96
+) -> np.ndarray:
+    """An ``HxWx3`` uint8 grid of images in [0, 1], each captioned ``label score``.
+
+    The caption reads ``R``/``F`` for the true label and the probability of fake; green when
+    the prediction at 0.5 is right, red when wrong.
+    """
+    imgs = images.detach().float().cpu().clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    n = len(imgs)
+    rows = max(1, math.ceil(n / columns))
+    caption_h = 14
+    grid = np.full((rows * (cell + caption_h), columns * cell, 3), 255, dtype=np.uint8)
+    for i, (img, y, s) in enumerate(zip(imgs, labels, scores)):
+        r, c = divmod(i, columns)
+        tile = cv2.resize((img * 255).astype(np.uint8), (cell, cell), interpolation=cv2.INTER_NEAREST)
+        if tile.ndim == 2:
+            tile = np.repeat(tile[..., None], 3, axis=2)
+        y0 = r * (cell + caption_h)
+        grid[y0 : y0 + cell, c * cell : (c + 1) * cell] = tile[..., :3]
+        correct = (s >= 0.5) == (y >= 0.5)
+        color = (0, 150, 0) if correct else (210, 0, 0)
+        text = f"{'F' if y >= 0.5 else 'R'} {s:.2f}"
+        cv2.putText(grid, text, (c * cell + 2, y0 + cell + 11), cv2.FONT_HERSHEY_SIMPLEX, 0.38, color, 1, cv2.LINE_AA)
+    return grid
+
+
+def log_epoch(record: Mapping[str, Any]) -> None:
+    """One readable terminal line per epoch: train loss/accuracy, then each test set."""
+    import logging
+
+    parts = [f"epoch {record.get('epoch')}"]
+    if "train_loss" in record:
+        parts.append(f"train loss {record['train_loss']:.4f} acc {record.get('train_acc', float('nan')):.4f}")
+    tests: dict[str, dict[str, Any]] = {}
+    for k, v in record.items():
+        if k.startswith("test_"):
+            for metric in ("accuracy", "auroc", "ap"):
+                if k.endswith(f"_{metric}"):
+                    tests.setdefault(k[5 : -len(metric) - 1], {})[metric] = v
+    for name, m in tests.items():
+        parts.append(name + " " + " ".join(f"{k} {v:.4f}" if v is not None else f"{k} n/a" for k, v in m.items()))
+    logging.getLogger("aigbench").info(" | ".join(parts))

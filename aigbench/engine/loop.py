@@ -1,0 +1,214 @@
+"""The two loops: one training epoch, and prediction over a dataset with exact-once gathering."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from aigbench.engine.contract import check_finite_loss, scalar_dict, validate_output
+from aigbench.engine.dist import DistContext, all_gather_objects, all_reduce_mean
+
+log = logging.getLogger("aigbench")
+
+
+class SkipCounter:
+    """Warns once per undecodable file (naming it) and counts them."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self._seen: set[str] = set()
+
+    def add(self, paths: list[str]) -> None:
+        for p in paths:
+            if p not in self._seen:
+                self._seen.add(p)
+                self.paths.append(p)
+                log.warning("skipped undecodable image file: %s", p)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _forward(
+    model: torch.nn.Module, batch: dict[str, Any], device: torch.device, amp: bool
+) -> tuple[dict, torch.Tensor]:
+    image = batch["image"].to(device, non_blocking=True)
+    label = batch["label"].to(device, non_blocking=True)
+    with autocast(device, amp):
+        out = model(image, label, path=batch["path"], generator=batch["generator"], index=batch["index"])
+    return out, label
+
+
+def _model_name(model: torch.nn.Module) -> str:
+    inner = model.module if hasattr(model, "module") else model
+    return type(inner).__name__
+
+
+@dataclass
+class EpochResult:
+    stats: dict[str, float]
+    global_step: int
+    skipped: SkipCounter = field(default_factory=SkipCounter)
+    first_batch: Optional[dict[str, Any]] = None
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Optional[torch.amp.GradScaler],
+    ctx: DistContext,
+    epoch: int,
+    global_step: int = 0,
+    accum_iter: int = 1,
+    amp: bool = False,
+    logger: Any = None,
+    log_every: int = 20,
+    validate: bool = True,
+) -> EpochResult:
+    """One pass over ``loader``. Raises :class:`NonFiniteLossError` on a NaN/inf loss before
+    stepping, so the weights in memory are still those of the last good step."""
+    model.train()
+    sums: dict[str, float] = defaultdict(float)
+    count = 0
+    skipped = SkipCounter()
+    first_batch = None
+    optimizer.zero_grad(set_to_none=True)
+    n_steps = len(loader)
+    bar = tqdm(loader, desc=f"train epoch {epoch}", disable=not ctx.is_main, dynamic_ncols=True, leave=False)
+    for step, batch in enumerate(bar):
+        skipped.add(batch["skipped"])
+        if "image" not in batch:
+            continue
+        boundary = (step + 1) % accum_iter == 0 or step + 1 == n_steps
+        sync = contextlib.nullcontext() if boundary or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            out, label = _forward(model, batch, ctx.device, amp)
+            if validate and first_batch is None:
+                validate_output(out, label.shape[0], _model_name(model))
+            loss = out["backward_loss"]
+            check_finite_loss(loss, f"epoch {epoch}, step {step}")
+            scaled = loss / accum_iter
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        if first_batch is None:
+            first_batch = {
+                "image": batch["image"][:32],
+                "label": label[:32].detach().cpu(),
+                "score": out["pred_label"][:32].detach().float().cpu(),
+                "visual_image": {k: v.detach().cpu() for k, v in out["visual_image"].items()},
+            }
+        if boundary:
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if scheduler is not None:
+                scheduler.step()
+            global_step += 1
+        b = label.shape[0]
+        values = {"loss": float(loss.detach())}
+        values.update(scalar_dict(out["visual_loss"]))
+        with torch.no_grad():
+            values["acc"] = float(((out["pred_label"].detach() >= 0.5).float() == label).float().mean())
+        for k, v in values.items():
+            sums[k] += v * b
+        count += b
+        if ctx.is_main:
+            bar.set_postfix(loss=f"{sums['loss'] / count:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+            if logger is not None and step % log_every == 0:
+                values["lr"] = optimizer.param_groups[0]["lr"]
+                logger.scalars("train_step", values, global_step)
+    bar.close()
+    stats = {k: v / max(count, 1) for k, v in sums.items()}
+    stats = all_reduce_mean(stats, ctx.device)
+    stats["lr"] = optimizer.param_groups[0]["lr"]
+    return EpochResult(stats, global_step, skipped, first_batch)
+
+
+@dataclass
+class Predictions:
+    """Scores for every image of a dataset, each counted once, in dataset order."""
+
+    index: np.ndarray
+    label: np.ndarray
+    score: np.ndarray
+    skipped: list[str]
+    first_batch: Optional[dict[str, Any]] = None
+
+
+@torch.inference_mode()
+def predict(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    ctx: DistContext,
+    amp: bool = False,
+    desc: str = "test",
+    validate: bool = True,
+) -> Predictions:
+    """Run the model over ``loader`` and gather scores from all ranks.
+
+    A padded ``DistributedSampler`` repeats a few images on some ranks; gathering keeps the
+    first score of each dataset index, so every image counts exactly once.
+    """
+    model.eval()
+    idx_parts, label_parts, score_parts = [], [], []
+    skipped = SkipCounter()
+    first_batch = None
+    for batch in tqdm(loader, desc=desc, disable=not ctx.is_main, dynamic_ncols=True, leave=False):
+        skipped.add(batch["skipped"])
+        if "image" not in batch:
+            continue
+        out, label = _forward(model, batch, ctx.device, amp)
+        if validate and first_batch is None:
+            validate_output(out, label.shape[0], _model_name(model))
+        score = out["pred_label"].detach().float().cpu()
+        if first_batch is None:
+            first_batch = {
+                "image": batch["image"][:32],
+                "label": batch["label"][:32],
+                "score": score[:32],
+                "visual_image": {k: v.detach().cpu() for k, v in out["visual_image"].items()},
+            }
+        idx_parts.append(batch["index"].numpy())
+        label_parts.append(batch["label"].numpy())
+        score_parts.append(score.numpy())
+    local = (
+        np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64),
+        np.concatenate(label_parts) if label_parts else np.zeros(0, np.float32),
+        np.concatenate(score_parts) if score_parts else np.zeros(0, np.float32),
+        skipped.paths,
+    )
+    gathered = all_gather_objects(local)
+    index = np.concatenate([g[0] for g in gathered])
+    label = np.concatenate([g[1] for g in gathered])
+    score = np.concatenate([g[2] for g in gathered])
+    all_skipped = sorted({p for g in gathered for p in g[3]})
+    index, first = np.unique(index, return_index=True)  # sorted, first occurrence of each
+    return Predictions(index, label[first], score[first], all_skipped, first_batch)
+
+
+def begin_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0) -> None:
+    """Seed everything random in epoch ``epoch`` from ``seed`` alone (shuffle order, augmentation,
+    dropout), so that ``--resume`` continues exactly as an uninterrupted run would."""
+    from aigbench.datasets.dataset import set_loader_epoch
+    from aigbench.engine.dist import seed_everything
+
+    seed_everything(seed + 1000 * epoch + rank)
+    set_loader_epoch(loader, epoch, seed)

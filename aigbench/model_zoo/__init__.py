@@ -1,0 +1,1 @@
+"""Registered detectors. Importing this package registers every model in it."""

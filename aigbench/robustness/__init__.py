@@ -1,0 +1,1 @@
+"""Perturbations (registered in ``PERTURBATIONS``) and the robustness grid runner."""

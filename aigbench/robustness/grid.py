@@ -1,0 +1,133 @@
+"""Run one loaded model over a grid of perturbations and strengths.
+
+The model and the datasets are built once; each grid point only swaps the perturbation in
+the datasets' transform. The clean point is evaluated once and shared by every
+perturbation that lists it.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import torch
+from torch.utils.data import DataLoader
+
+from aigbench.engine.dist import DistContext
+from aigbench.engine.evaluate import evaluate_datasets
+from aigbench.engine.loggers import RunLogger, write_json
+from aigbench.metrics import METRIC_NAMES
+from aigbench.registry import PERTURBATIONS
+from aigbench.robustness.perturbations import Perturbation
+
+log = logging.getLogger("aigbench")
+
+CSV_COLUMNS = [
+    "checkpoint",
+    "dataset",
+    "perturbation",
+    "param",
+    "strength",
+    "unit",
+    "stage",
+    "clean",
+    *METRIC_NAMES,
+    "threshold",
+    "n",
+    "n_real",
+    "n_fake",
+]
+
+
+def build_grid(grid: Mapping[str, Sequence[float]], seed: int = 0) -> list[Perturbation]:
+    """Instantiate every (perturbation, strength) point; bad names or strengths fail up front."""
+    points = []
+    for name, strengths in grid.items():
+        cls = PERTURBATIONS.get(name)
+        if not strengths:
+            raise ValueError(f"robustness grid: {name!r} lists no strengths")
+        points.extend(cls(s, seed=seed) for s in strengths)
+    return points
+
+
+def run_grid(
+    model: torch.nn.Module,
+    loaders: Mapping[str, DataLoader],
+    grid: Mapping[str, Sequence[float]],
+    ctx: DistContext,
+    output_dir: Union[str, os.PathLike],
+    checkpoint: str = "",
+    stage: str = "before_resize",
+    amp: bool = False,
+    logger: Optional[RunLogger] = None,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Evaluate every grid point; write ``<output_dir>/<perturbation>/<param>_<s>/<dataset>/``
+    results and ``<output_dir>/robustness.csv``. Returns the CSV rows."""
+    points = build_grid(grid, seed)
+    out_root = Path(output_dir)
+    transforms = {id(ld.dataset.transform): ld.dataset.transform for ld in loaders.values()}.values()
+    rows: list[dict[str, Any]] = []
+    clean_results: Optional[dict[str, Any]] = None
+    for i, p in enumerate(points):
+        if ctx.is_main:
+            log.info("[%d/%d] %s (%s)", i + 1, len(points), p, p.unit)
+        for t in transforms:
+            t.set_perturbation(None if p.is_clean else p, stage)
+        extra = {
+            "checkpoint": checkpoint,
+            "perturbation": p.name,
+            "param": p.param,
+            "strength": p.strength,
+            "unit": p.unit,
+            "stage": stage,
+            "clean": p.is_clean,
+        }
+        if p.is_clean and clean_results is not None:
+            results = {k: {**v, **extra} for k, v in clean_results.items()}
+            if ctx.is_main:
+                for name, r in results.items():
+                    write_json(out_root / p.folder / name / "metrics.json", r)
+        else:
+            results = evaluate_datasets(model, loaders, ctx, out_root / p.folder, extra=extra, amp=amp)
+            if p.is_clean:
+                clean_results = results
+        for name, r in results.items():
+            row = {**extra, "dataset": name, **{k: r["metrics"][k] for k in CSV_COLUMNS if k in r["metrics"]}}
+            rows.append(row)
+            if logger is not None:
+                logger.scalars(
+                    f"robustness/{name}/{p.name}_{p.param}" + (f"_x{p.tb_step_scale}" if p.tb_step_scale != 1 else ""),
+                    r["metrics"],
+                    int(round(p.strength * p.tb_step_scale)),
+                )
+    for t in transforms:
+        t.set_perturbation(None)
+    if ctx.is_main:
+        write_rows_csv(out_root / "robustness.csv", rows)
+    return rows
+
+
+def write_rows_csv(path: Union[str, os.PathLike], rows: Sequence[Mapping[str, Any]]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    os.replace(tmp, path)
+
+
+def log_grid(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("accuracy", "auroc", "ap")) -> None:
+    """A small text table of the sweep on the terminal."""
+    head = f"{'dataset':<14}{'perturbation':<14}{'strength':>9}  " + "".join(f"{m:>10}" for m in metrics)
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        vals = "".join(f"{r[m]:>10.4f}" if isinstance(r.get(m), float) else f"{'n/a':>10}" for m in metrics)
+        lines.append(f"{r['dataset'][:13]:<14}{r['perturbation'] + '/' + r['param']:<14}{r['strength']:>9g}  {vals}")
+    log.info("\n".join(lines))

@@ -1,0 +1,41 @@
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+version = re.search(r'__version__ = "([^"]+)"', (here / "aigbench" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="aigbench",
+    version=version,
+    description="A toolkit for training, testing and stress-testing detectors of AI-generated images",
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(exclude=("tests", "benchmarks")),
+    include_package_data=True,
+    package_data={
+        "aigbench": [
+            "templates/*/*",
+            "datasets/demo/*.md",
+            "datasets/demo/*/*/*.jpg",
+        ]
+    },
+    install_requires=[
+        # torch and torchvision must be a matched pair; pip resolves them together.
+        "torch>=2.4",
+        "torchvision>=0.19",
+        "timm>=1.0",
+        "albumentations>=1.4",
+        "opencv-python-headless>=4.8",
+        "tensorboard>=2.14",
+        "click>=8.1",
+        "jinja2>=3.1",
+        "numpy>=1.24",
+        "scikit-learn>=1.3",
+        "tqdm>=4.60",
+    ],
+    extras_require={"test": ["pytest>=7", "ruff>=0.4"]},
+    entry_points={"console_scripts": ["bench=aigbench.cli.main:cli"]},
+)
