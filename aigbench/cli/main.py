@@ -17,6 +17,11 @@ def cli() -> None:
     """aigbench: train, test and stress-test detectors of AI-generated images (real = 0, fake = 1)."""
 
 
+def _interactive() -> bool:
+    """True when a person can answer a question (stdin and stdout are terminals)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 @cli.command()
 @click.argument("template", default="base")
 @click.option(
@@ -42,7 +47,7 @@ def init(template: str, target: str, force: bool) -> None:
     existing = [p for p in files if p.exists() and p.read_text(encoding="utf-8") != files[p]]
     if existing and not force:
         names = "\n  ".join(str(p) for p in existing)
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if not _interactive():
             raise click.ClickException(
                 f"these files exist and would be overwritten:\n  {names}\nre-run with --force to overwrite them"
             )

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple, Optional, Union
 
+from aigbench.errors import AigbenchError
 from aigbench.registry import DATASETS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -34,7 +35,7 @@ class Sample(NamedTuple):
     generator: str
 
 
-class DatasetError(ValueError):
+class DatasetError(AigbenchError, ValueError):
     """A dataset path, file or layout is unusable."""
 
 

@@ -20,11 +20,12 @@ from typing import Any, Optional, Union
 import torch
 
 from aigbench import __version__
+from aigbench.errors import AigbenchError
 
 _EPOCH_RE = re.compile(r"^checkpoint-(\d+)\.pth$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(AigbenchError, RuntimeError):
     """A checkpoint file is missing, unreadable or does not fit the model."""
 
 

@@ -17,14 +17,16 @@ from typing import Any, Mapping
 
 import torch
 
+from aigbench.errors import AigbenchError
+
 REQUIRED_KEYS = ("backward_loss", "pred_label", "visual_loss", "visual_image")
 
 
-class OutputContractError(ValueError):
+class OutputContractError(AigbenchError, ValueError):
     """The dict returned by ``forward`` breaks the contract."""
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(AigbenchError, FloatingPointError):
     """Training produced a NaN or infinite loss."""
 
 
@@ -97,10 +99,13 @@ def scalar_dict(visual_loss: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(v.detach().item()) if isinstance(v, torch.Tensor) else float(v) for k, v in visual_loss.items()}
 
 
-def check_finite_loss(loss: torch.Tensor, where: str) -> None:
+def check_finite_loss(loss: torch.Tensor, where: str, global_step: int = 0) -> None:
+    """Raise :class:`NonFiniteLossError` (carrying ``global_step``) when ``loss`` is NaN or inf."""
     value = float(loss.detach().item())
     if not math.isfinite(value):
-        raise NonFiniteLossError(
+        err = NonFiniteLossError(
             f"backward_loss is {value} at {where}. Lower --lr, check the inputs and the loss "
             "(log of 0? division by 0?), or disable --amp; resume from the last checkpoint with --resume."
         )
+        err.global_step = global_step
+        raise err

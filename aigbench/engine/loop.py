@@ -102,7 +102,7 @@ def train_one_epoch(
             if validate and first_batch is None:
                 validate_output(out, label.shape[0], _model_name(model))
             loss = out["backward_loss"]
-            check_finite_loss(loss, f"epoch {epoch}, step {step}")
+            check_finite_loss(loss, f"epoch {epoch}, step {step}", global_step)
             scaled = loss / accum_iter
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         if first_batch is None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from typing import Callable
 
 from tqdm import tqdm
 
 from aigbench.engine.dist import DistContext, cleanup_distributed, init_distributed, seed_everything
+from aigbench.errors import AigbenchError
 
 
 class _TqdmHandler(logging.Handler):
@@ -15,7 +18,7 @@ class _TqdmHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            tqdm.write(self.format(record))
+            tqdm.write(self.format(record), file=sys.stderr if record.levelno >= logging.WARNING else sys.stdout)
         except Exception:
             self.handleError(record)
 
@@ -48,3 +51,19 @@ def finish_run(*loggers: object) -> None:
         if close is not None:
             close()
     cleanup_distributed()
+
+
+def run(main: Callable[[], object]) -> None:
+    """Call a script's ``main``; input errors (bad path, key, flag, checkpoint) print as one
+    clear message and exit with status 2 instead of a traceback."""
+    try:
+        main()
+    except AigbenchError as e:
+        logging.getLogger("aigbench").error("error: %s", e)
+        if not logging.getLogger("aigbench").handlers:
+            print(f"error: {e}", file=sys.stderr)
+        cleanup_distributed()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        cleanup_distributed()
+        sys.exit(130)

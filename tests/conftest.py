@@ -1,0 +1,71 @@
+"""Shared fixtures: the shared CIFAKE data, small real subsets of it, and a rendered project."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CIFAKE = Path(os.environ.get("AIGBENCH_CIFAKE", REPO.parent / "shared" / "data" / "cifake-mini"))
+
+
+def need_cifake() -> Path:
+    if not (CIFAKE / "train" / "REAL").is_dir():
+        pytest.skip(f"shared CIFAKE data not found at {CIFAKE} (set AIGBENCH_CIFAKE)")
+    return CIFAKE
+
+
+def cifake_subset(split: str, n_per_class: int) -> list[list]:
+    """The first ``n_per_class`` REAL and FAKE images of a split, as a JSON-list layout."""
+    root = need_cifake() / split
+    out = []
+    for cls, label in (("REAL", 0), ("FAKE", 1)):
+        files = sorted(os.listdir(root / cls))[:n_per_class]
+        out += [[str(root / cls / f), label] for f in files]
+    return out
+
+
+@pytest.fixture(scope="session")
+def subsets(tmp_path_factory) -> dict[str, Path]:
+    """JSON lists: train (300+300) and an odd-sized test set (101+100) from cifake-mini."""
+    d = tmp_path_factory.mktemp("subsets")
+    paths = {}
+    for name, split, n in (("train", "train", 300), ("test", "test", 100)):
+        items = cifake_subset(split, n)
+        if name == "test":
+            items.append([str(need_cifake() / "test" / "REAL" / sorted(os.listdir(CIFAKE / "test" / "REAL"))[n]), 0])
+        p = d / f"{name}.json"
+        p.write_text(json.dumps(items))
+        paths[name] = p
+    (d / "test_datasets.json").write_text(json.dumps({"cifake_sub": str(paths["test"])}))
+    paths["test_map"] = d / "test_datasets.json"
+    return paths
+
+
+def bench(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the installed ``bench`` entry point."""
+    return run([sys.executable, "-c", "from aigbench.cli.main import main; main()", *args], cwd=cwd, check=check)
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A fresh folder rendered by ``bench init``."""
+    bench("init", cwd=tmp_path)
+    return tmp_path
+
+
+def script(project: Path, name: str, *args: str, check: bool = True, env: dict | None = None):
+    return run([sys.executable, name, *args], cwd=project, check=check, env=env)

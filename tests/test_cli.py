@@ -1,0 +1,78 @@
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+
+from aigbench import __version__
+from aigbench.cli.main import cli
+from conftest import bench
+
+EXPECTED = {"mymodel.py", "train.py", "test.py", "test_robust.py", "train_mymodel.sh", "test_mymodel.sh",
+            "test_robust_mymodel.sh", "test_datasets.json", "README-aigbench.md"}
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = ("import sys, time; t=time.time(); from aigbench.cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO_TORCH', time.time()-t)")
+    start = time.time()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "NO_TORCH" in out, out
+    assert "init" in out and "models" in out and "env" in out
+    assert time.time() - start < 5  # a loose bound: the import itself is ~0.1 s
+
+
+def test_init_writes_every_file_with_version(tmp_path):
+    bench("init", cwd=tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == EXPECTED
+    for name in EXPECTED:
+        assert __version__ in (tmp_path / name).read_text(), name
+    # generated scripts are thin: they call the library rather than copy it
+    for name in ("train.py", "test.py", "test_robust.py"):
+        assert len((tmp_path / name).read_text().splitlines()) < 100
+    assert "EDIT HERE" in (tmp_path / "test_robust.py").read_text()
+
+
+def test_init_never_overwrites_silently(tmp_path):
+    bench("init", cwd=tmp_path)
+    (tmp_path / "mymodel.py").write_text("# my precious edits\n")
+    proc = bench("init", cwd=tmp_path, check=False)  # stdin is not a terminal
+    assert proc.returncode != 0
+    assert "mymodel.py" in proc.stderr and "--force" in proc.stderr
+    assert (tmp_path / "mymodel.py").read_text() == "# my precious edits\n"
+    # an untouched identical file is not a conflict; --force overwrites
+    bench("init", "--force", cwd=tmp_path)
+    assert "MODELS.register_module" in (tmp_path / "mymodel.py").read_text()
+
+
+def test_init_asks_on_a_terminal(tmp_path, monkeypatch):
+    (tmp_path / "train.py").write_text("mine\n")
+    monkeypatch.setattr("aigbench.cli.main._interactive", lambda: True)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["init", "--dir", str(tmp_path)], input="n\n")
+    assert result.exit_code != 0 and "Overwrite" in result.output
+    assert (tmp_path / "train.py").read_text() == "mine\n"
+    result = runner.invoke(cli, ["init", "--dir", str(tmp_path)], input="y\n")
+    assert result.exit_code == 0, result.output
+    assert "aigbench" in (tmp_path / "train.py").read_text()
+
+
+def test_unknown_template(tmp_path):
+    proc = bench("init", "nope", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "unknown template 'nope'" in proc.stderr
+
+
+def test_models_lists_and_shows_flags(project):
+    out = bench("models", "-i", "mymodel", cwd=project).stdout
+    assert "MyModel" in out and "small CNN" in out
+    out = bench("models", "MyModel", "-i", "mymodel", cwd=project).stdout
+    assert "--width" in out and "--batch_norm/--no-batch_norm" in out
+    proc = bench("models", "MyModle", "-i", "mymodel", cwd=project, check=False)
+    assert proc.returncode != 0 and "Did you mean 'MyModel'" in proc.stderr
+
+
+def test_env_reports_versions_and_device(tmp_path):
+    out = bench("env", cwd=tmp_path).stdout
+    assert f"aigbench               {__version__}" in out
+    assert "torch" in out and "device" in out

@@ -1,0 +1,90 @@
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from aigbench.datasets.dataset import ImageDataset, build_loader
+from aigbench.datasets.transforms import ImageTransform
+from aigbench.engine.dist import DistContext
+from aigbench.registry import PERTURBATIONS
+from aigbench.robustness.grid import build_grid, run_grid
+from conftest import cifake_subset
+from test_datasets import ConstantModel
+
+
+@pytest.fixture
+def image():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+
+
+def test_clean_strengths_are_identity(image):
+    for name, clean in (("blur", 0), ("noise", 0), ("jpeg", 100)):
+        p = PERTURBATIONS.get(name)(clean)
+        assert p.is_clean
+        assert p(image) is image
+
+
+def test_blur_is_gaussian_with_sigma_in_pixels(image):
+    out = PERTURBATIONS.get("blur")(2)(image)
+    ref = cv2.GaussianBlur(image, (17, 17), 2, borderType=cv2.BORDER_REFLECT_101)
+    assert np.array_equal(out, ref)
+    assert out.std() < image.std()
+
+
+def test_noise_std_on_255_scale_and_deterministic(image):
+    flat = np.full((64, 64, 3), 128, np.uint8)
+    out = PERTURBATIONS.get("noise")(10)(flat)
+    assert abs(float(out.astype(np.float32).std()) - 10) < 0.5
+    assert np.array_equal(out, PERTURBATIONS.get("noise")(10)(flat))
+    assert not np.array_equal(out, PERTURBATIONS.get("noise")(10, seed=1)(flat))
+
+
+def test_jpeg_quality(image):
+    q90 = PERTURBATIONS.get("jpeg")(90)(image)
+    q10 = PERTURBATIONS.get("jpeg")(10)(image)
+    err = lambda x: np.abs(x.astype(int) - image).mean()  # noqa: E731
+    assert 0 < err(q90) < err(q10)
+    with pytest.raises(ValueError, match="quality must be in 1..100"):
+        PERTURBATIONS.get("jpeg")(0)
+
+
+def test_folders_and_bad_grid():
+    assert PERTURBATIONS.get("blur")(2).folder == "blur/sigma_2"
+    assert PERTURBATIONS.get("blur")(0.5).folder == "blur/sigma_0.5"
+    assert PERTURBATIONS.get("jpeg")(75).folder == "jpeg/quality_75"
+    with pytest.raises(KeyError, match="Did you mean 'blur'"):
+        build_grid({"blurr": [1]})
+    with pytest.raises(ValueError, match="sigma must be >= 0"):
+        build_grid({"blur": [-1]})
+
+
+def test_grid_writes_results_and_shares_clean_point(tmp_path):
+    spec = tmp_path / "list.json"
+    spec.write_text(json.dumps(cifake_subset("test", 20)))
+    ds = ImageDataset.from_path(str(spec), ImageTransform(32, False), name="sub")
+    loaders = {"sub": build_loader(ds, 16, train=False)}
+    calls = []
+    model = ConstantModel()
+    model.register_forward_hook(lambda *a: calls.append(1))
+    grid = {"blur": [0, 1], "noise": [0, 8], "jpeg": [100, 50]}
+    rows = run_grid(model, loaders, grid, DistContext(torch.device("cpu")), tmp_path / "rob", checkpoint="c.pth")
+    assert len(rows) == 6
+    assert len(calls) == 4 * 3  # 4 distinct passes (one clean) x 3 batches of 40 images
+    with open(tmp_path / "rob" / "robustness.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [(r["perturbation"], float(r["strength"]), r["clean"]) for r in table] == [
+        ("blur", 0, "True"), ("blur", 1, "False"), ("noise", 0, "True"),
+        ("noise", 8, "False"), ("jpeg", 100, "True"), ("jpeg", 50, "False")]
+    assert table[0]["unit"] == "Gaussian sigma, pixels" and table[0]["stage"] == "before_resize"
+    clean = [r["accuracy"] for r in table if r["clean"] == "True"]
+    assert len(set(clean)) == 1
+    m = json.loads((tmp_path / "rob" / "blur" / "sigma_1" / "sub" / "metrics.json").read_text())
+    assert m["strength"] == 1 and m["metrics"]["n"] == 40
+    assert float(table[1]["accuracy"]) == pytest.approx(m["metrics"]["accuracy"])
+    assert (tmp_path / "rob" / "jpeg" / "quality_100" / "sub" / "metrics.json").exists()
+    # the perturbation was really applied: blurred scores differ from clean ones
+    assert table[1]["auroc"] != table[0]["auroc"]
