@@ -6,16 +6,28 @@ from click.testing import CliRunner
 
 from aigbench import __version__
 from aigbench.cli.main import cli
+
 from conftest import bench
 
-EXPECTED = {"mymodel.py", "train.py", "test.py", "test_robust.py", "train_mymodel.sh", "test_mymodel.sh",
-            "test_robust_mymodel.sh", "test_datasets.json", "README-aigbench.md"}
+EXPECTED = {
+    "mymodel.py",
+    "train.py",
+    "test.py",
+    "test_robust.py",
+    "train_mymodel.sh",
+    "test_mymodel.sh",
+    "test_robust_mymodel.sh",
+    "test_datasets.json",
+    "README-aigbench.md",
+}
 
 
 def test_help_is_fast_and_does_not_import_torch():
-    code = ("import sys, time; t=time.time(); from aigbench.cli.main import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO_TORCH', time.time()-t)")
+    code = (
+        "import sys, time; t=time.time(); from aigbench.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO_TORCH', time.time()-t)"
+    )
     start = time.time()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "NO_TORCH" in out, out

@@ -22,13 +22,22 @@ def test_valid_output_passes():
     [
         (lambda o: o.pop("visual_image"), r"missing key\(s\) \['visual_image'\]"),
         (lambda o: o.update(backward_loss=torch.rand(4)), r"\['backward_loss'\] must be a scalar.*got shape \[4\]"),
-        (lambda o: o.update(pred_label=torch.rand(4, 1)), r"\['pred_label'\] must have shape \[4\].*got shape \[4, 1\].*squeeze"),
+        (
+            lambda o: o.update(pred_label=torch.rand(4, 1)),
+            r"\['pred_label'\] must have shape \[4\].*got shape \[4, 1\].*squeeze",
+        ),
         (lambda o: o.update(pred_label=torch.rand(3)), r"\['pred_label'\] must have shape \[4\].*got shape \[3\]"),
         (lambda o: o.update(pred_label=torch.randn(4) * 10), r"\['pred_label'\] must be probabilities.*sigmoid"),
         (lambda o: o.update(pred_label=torch.ones(4, dtype=torch.long)), r"float tensor"),
-        (lambda o: o.update(visual_loss={"v": torch.rand(2)}), r"\['visual_loss'\]\['v'\] must be a scalar, got shape \[2\]"),
+        (
+            lambda o: o.update(visual_loss={"v": torch.rand(2)}),
+            r"\['visual_loss'\]\['v'\] must be a scalar, got shape \[2\]",
+        ),
         (lambda o: o.update(visual_loss={"v": "x"}), r"\['visual_loss'\]\['v'\] must be a number"),
-        (lambda o: o.update(visual_image={"m": torch.rand(4, 8, 8, 3)}), r"\['visual_image'\]\['m'\].*got shape \[4, 8, 8, 3\]"),
+        (
+            lambda o: o.update(visual_image={"m": torch.rand(4, 8, 8, 3)}),
+            r"\['visual_image'\]\['m'\].*got shape \[4, 8, 8, 3\]",
+        ),
     ],
 )
 def test_each_violation_names_key_and_shapes(mutate, message):

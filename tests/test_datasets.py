@@ -12,6 +12,7 @@ from aigbench.datasets.layouts import DEMO_ALIAS, DatasetError, detect_layout, l
 from aigbench.datasets.transforms import ImageTransform, Normalizer
 from aigbench.engine.dist import DistContext
 from aigbench.engine.loop import predict
+
 from conftest import CIFAKE, need_cifake
 
 
@@ -49,8 +50,14 @@ def test_forensynths_layout_labels_and_generators(tmp_path):
     samples = load_samples(tmp_path)
     assert detect_layout(tmp_path) == "ForenSynths"
     got = sorted((s.generator, s.path.rsplit("/", 1)[-1], s.label) for s in samples)
-    assert got == [("biggan", "c.png", 1), ("biggan", "d.png", 0), ("progan", "a.png", 0),
-                   ("progan", "b.png", 1), ("stylegan", "a.png", 0), ("stylegan", "b.png", 1)]
+    assert got == [
+        ("biggan", "c.png", 1),
+        ("biggan", "d.png", 0),
+        ("progan", "a.png", 0),
+        ("progan", "b.png", 1),
+        ("stylegan", "a.png", 0),
+        ("stylegan", "b.png", 1),
+    ]
 
 
 def test_labels_never_follow_alphabetical_order(tmp_path):

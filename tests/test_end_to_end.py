@@ -30,8 +30,19 @@ def event_tags(folder):
 def test_train_test_robust_on_cifake(project, subsets):
     out = project / "out"
     common = ["--output_dir", str(out), "--image_size", "32", "--batch_size", "32"]
-    script(project, "train.py", "--data_path", str(subsets["train"]), "--test_data_path", str(subsets["test_map"]),
-           "--epochs", "3", "--lr", "2e-3", *common)
+    script(
+        project,
+        "train.py",
+        "--data_path",
+        str(subsets["train"]),
+        "--test_data_path",
+        str(subsets["test_map"]),
+        "--epochs",
+        "3",
+        "--lr",
+        "2e-3",
+        *common,
+    )
 
     # checkpoints: atomic files, weights_only-loadable, plain config
     names = sorted(p.name for p in out.glob("checkpoint-*.pth"))
@@ -64,7 +75,13 @@ def test_train_test_robust_on_cifake(project, subsets):
     # TensorBoard: loss curves, learning rate, metrics, images
     tb = event_tags(out / "tensorboard" / "train")
     scalars = set(tb.Tags()["scalars"])
-    assert {"train_step/bce", "train_step/lr", "train/loss", "test/cifake_sub/auroc", "test/cifake_sub/accuracy"} <= scalars
+    assert {
+        "train_step/bce",
+        "train_step/lr",
+        "train/loss",
+        "test/cifake_sub/auroc",
+        "test/cifake_sub/accuracy",
+    } <= scalars
     images = set(tb.Tags()["images"])
     assert {"test/cifake_sub/inputs_label_score", "test/cifake_sub/visual_image/stem_energy"} <= images
 
@@ -93,12 +110,28 @@ def test_train_test_robust_on_cifake(project, subsets):
 
 
 def best_auroc(out):
-    return json.loads((out / "test" / "checkpoint-best" / "cifake_sub" / "metrics.json").read_text())["metrics"]["auroc"]
+    return json.loads((out / "test" / "checkpoint-best" / "cifake_sub" / "metrics.json").read_text())["metrics"][
+        "auroc"
+    ]
 
 
 def test_resume_continues_exactly(project, subsets):
-    common = ["--data_path", str(subsets["train"]), "--test_data_path", str(subsets["test"]),
-              "--batch_size", "32", "--accum_iter", "2", "--lr", "1e-3", "--test_period", "2", "--epochs", "3"]
+    common = [
+        "--data_path",
+        str(subsets["train"]),
+        "--test_data_path",
+        str(subsets["test"]),
+        "--batch_size",
+        "32",
+        "--accum_iter",
+        "2",
+        "--lr",
+        "1e-3",
+        "--test_period",
+        "2",
+        "--epochs",
+        "3",
+    ]
     script(project, "train.py", *common, "--output_dir", "straight")
     # a run that stopped after epoch 1: only its checkpoint-1.pth is left
     (project / "resumed").mkdir()
@@ -144,8 +177,21 @@ class MyModel(torch.nn.Module):
 
 def test_nan_loss_stops_with_message_and_saves(project, subsets):
     (project / "mymodel.py").write_text(NAN_MODEL)
-    proc = script(project, "train.py", "--data_path", str(subsets["train"]), "--test_data_path", str(subsets["test"]),
-                  "--batch_size", "32", "--epochs", "2", "--output_dir", "nan", check=False)
+    proc = script(
+        project,
+        "train.py",
+        "--data_path",
+        str(subsets["train"]),
+        "--test_data_path",
+        str(subsets["test"]),
+        "--batch_size",
+        "32",
+        "--epochs",
+        "2",
+        "--output_dir",
+        "nan",
+        check=False,
+    )
     assert proc.returncode == 2
     assert "backward_loss is nan at epoch 0, step 2" in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
@@ -156,8 +202,22 @@ def test_nan_loss_stops_with_message_and_saves(project, subsets):
 
 def test_contract_violation_names_key_and_shape(project, subsets):
     (project / "mymodel.py").write_text(NAN_MODEL)
-    proc = script(project, "train.py", "--data_path", str(subsets["train"]), "--test_data_path", str(subsets["test"]),
-                  "--batch_size", "32", "--epochs", "1", "--bad_shape", "--output_dir", "bad", check=False)
+    proc = script(
+        project,
+        "train.py",
+        "--data_path",
+        str(subsets["train"]),
+        "--test_data_path",
+        str(subsets["test"]),
+        "--batch_size",
+        "32",
+        "--epochs",
+        "1",
+        "--bad_shape",
+        "--output_dir",
+        "bad",
+        check=False,
+    )
     assert proc.returncode == 2
     assert "['pred_label'] must have shape [32]" in proc.stderr and "got shape [32, 1]" in proc.stderr
 
@@ -168,13 +228,21 @@ def test_bad_inputs_fail_before_work_with_clear_messages(project, subsets, tmp_p
     assert not (project / "output_dir").exists()
     proc = script(project, "train.py", "--model", "MyModle", check=False)
     assert proc.returncode == 2 and "Did you mean 'MyModel'" in proc.stderr
-    proc = script(project, "test.py", "--output_dir", str(tmp_path / "empty"), "--test_data_json", str(subsets["test_map"]),
-                  check=False)
+    proc = script(
+        project,
+        "test.py",
+        "--output_dir",
+        str(tmp_path / "empty"),
+        "--test_data_json",
+        str(subsets["test_map"]),
+        check=False,
+    )
     assert proc.returncode == 2 and "no checkpoint-*.pth" in proc.stderr
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    proc = script(project, "test.py", "--checkpoint", str(bad), "--test_data_json", str(subsets["test_map"]),
-                  check=False)
+    proc = script(
+        project, "test.py", "--checkpoint", str(bad), "--test_data_json", str(subsets["test_map"]), check=False
+    )
     assert proc.returncode == 2 and "cannot load checkpoint" in proc.stderr
 
 
@@ -182,10 +250,31 @@ def test_torchrun_two_cpu_processes_count_each_image_once(project, subsets):
     import sys
 
     out = project / "ddp"
-    run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "train.py",
-         "--data_path", str(subsets["train"]), "--test_data_path", str(subsets["test_map"]), "--device", "cpu",
-         "--batch_size", "16", "--epochs", "1", "--output_dir", str(out)], cwd=project,
-        env={"OMP_NUM_THREADS": "1"})
+    run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "train.py",
+            "--data_path",
+            str(subsets["train"]),
+            "--test_data_path",
+            str(subsets["test_map"]),
+            "--device",
+            "cpu",
+            "--batch_size",
+            "16",
+            "--epochs",
+            "1",
+            "--output_dir",
+            str(out),
+        ],
+        cwd=project,
+        env={"OMP_NUM_THREADS": "1"},
+    )
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["world_size"] == 2
     res = out / "test" / "checkpoint-0" / "cifake_sub"
@@ -195,7 +284,17 @@ def test_torchrun_two_cpu_processes_count_each_image_once(project, subsets):
     assert metrics["n"] == len(rows) == len({r["path"] for r in rows}) == 201
     assert metrics["auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-5)
     # the same checkpoint tested by one process gives the same scores
-    script(project, "test.py", "--output_dir", str(out), "--test_data_json", str(subsets["test_map"]),
-           "--checkpoint", str(out / "checkpoint-0.pth"), "--batch_size", "64")
+    script(
+        project,
+        "test.py",
+        "--output_dir",
+        str(out),
+        "--test_data_json",
+        str(subsets["test_map"]),
+        "--checkpoint",
+        str(out / "checkpoint-0.pth"),
+        "--batch_size",
+        "64",
+    )
     _, y1, s1 = read_predictions(res / "predictions.csv")
     assert np.array_equal(y, y1) and np.allclose(s, s1, atol=1e-5)

@@ -35,16 +35,40 @@ def test_types_defaults_and_required():
     args, names = parse(["--depth", "3"])
     assert names == ["depth", "width", "dropout", "name", "batch_norm", "pretrained", "mode", "scales", "weights"]
     kw = kwargs_from_args(Model, args)
-    assert kw == {"depth": 3, "width": 32, "dropout": 0.1, "name": "m", "batch_norm": True,
-                  "pretrained": False, "mode": "probe", "scales": (1, 2), "weights": None}
+    assert kw == {
+        "depth": 3,
+        "width": 32,
+        "dropout": 0.1,
+        "name": "m",
+        "batch_norm": True,
+        "pretrained": False,
+        "mode": "probe",
+        "scales": (1, 2),
+        "weights": None,
+    }
     assert "args" not in kw and "kwargs" not in kw
     with pytest.raises(SystemExit):
         parse([])  # --depth is required
 
 
 def test_values_are_converted():
-    args, _ = parse(["--depth", "3", "--width", "64", "--dropout", "0.5", "--mode", "tune",
-                     "--scales", "4", "8", "--weights", "w.pth"])
+    args, _ = parse(
+        [
+            "--depth",
+            "3",
+            "--width",
+            "64",
+            "--dropout",
+            "0.5",
+            "--mode",
+            "tune",
+            "--scales",
+            "4",
+            "8",
+            "--weights",
+            "w.pth",
+        ]
+    )
     kw = kwargs_from_args(Model, args)
     assert kw["width"] == 64 and kw["dropout"] == 0.5 and kw["mode"] == "tune"
     assert kw["scales"] == [4, 8] and kw["weights"] == "w.pth"

@@ -11,6 +11,7 @@ from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.dist import DistContext
 from aigbench.registry import PERTURBATIONS
 from aigbench.robustness.grid import build_grid, run_grid
+
 from conftest import cifake_subset
 from test_datasets import ConstantModel
 
@@ -77,8 +78,13 @@ def test_grid_writes_results_and_shares_clean_point(tmp_path):
     with open(tmp_path / "rob" / "robustness.csv") as f:
         table = list(csv.DictReader(f))
     assert [(r["perturbation"], float(r["strength"]), r["clean"]) for r in table] == [
-        ("blur", 0, "True"), ("blur", 1, "False"), ("noise", 0, "True"),
-        ("noise", 8, "False"), ("jpeg", 100, "True"), ("jpeg", 50, "False")]
+        ("blur", 0, "True"),
+        ("blur", 1, "False"),
+        ("noise", 0, "True"),
+        ("noise", 8, "False"),
+        ("jpeg", 100, "True"),
+        ("jpeg", 50, "False"),
+    ]
     assert table[0]["unit"] == "Gaussian sigma, pixels" and table[0]["stage"] == "before_resize"
     clean = [r["accuracy"] for r in table if r["clean"] == "True"]
     assert len(set(clean)) == 1
