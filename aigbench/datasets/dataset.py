@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any, Optional, Sequence
 
+import cv2
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
-from aigbench.datasets.layouts import Sample, load_samples
-from aigbench.datasets.transforms import ImageTransform, decode_image
+from aigbench.datasets.layouts import DatasetError, Sample, load_samples
+from aigbench.datasets.transforms import ImageTransform, Normalizer, decode_image
 
 
 class ImageDataset(Dataset):
@@ -36,7 +38,7 @@ class ImageDataset(Dataset):
         if img is None:
             return {"skipped": s.path, "index": index}
         return {
-            "image": self.transform(img),
+            "image": self.transform.prepare(img),  # uint8 HxWx3; normalized per batch by Collate
             "label": float(s.label),
             "path": s.path,
             "generator": s.generator,
@@ -44,17 +46,28 @@ class ImageDataset(Dataset):
         }
 
 
-def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack the good items; list the paths of the skipped ones under ``"skipped"``."""
-    good = [it for it in items if "skipped" not in it]
-    batch: dict[str, Any] = {"skipped": [it["skipped"] for it in items if "skipped" in it]}
-    if good:
-        batch["image"] = torch.stack([it["image"] for it in good])
-        batch["label"] = torch.tensor([it["label"] for it in good], dtype=torch.float32)
-        batch["index"] = torch.tensor([it["index"] for it in good], dtype=torch.long)
-        batch["path"] = [it["path"] for it in good]
-        batch["generator"] = [it["generator"] for it in good]
-    return batch
+class Collate:
+    """Stack the good items and normalize the whole batch at once; list the paths of
+    undecodable files under ``"skipped"``."""
+
+    def __init__(self, normalizer: Normalizer) -> None:
+        self.normalizer = normalizer
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        good = [it for it in items if "skipped" not in it]
+        batch: dict[str, Any] = {"skipped": [it["skipped"] for it in items if "skipped" in it]}
+        if good:
+            shapes = {it["image"].shape for it in good}
+            if len(shapes) > 1:
+                raise DatasetError(
+                    f"images of one batch differ in size {sorted(shapes)}; use --resize_mode resize or crop"
+                )
+            batch["image"] = self.normalizer.batch(np.stack([it["image"] for it in good]))
+            batch["label"] = torch.tensor([it["label"] for it in good], dtype=torch.float32)
+            batch["index"] = torch.tensor([it["index"] for it in good], dtype=torch.long)
+            batch["path"] = [it["path"] for it in good]
+            batch["generator"] = [it["generator"] for it in good]
+        return batch
 
 
 class _SeedWorker:
@@ -82,6 +95,9 @@ def build_loader(
     Evaluation under several processes uses a padded ``DistributedSampler``: each batch carries
     the dataset ``index`` of its images so that gathering can count every image exactly once.
     """
+    # OpenCV's own thread pool competes with torch's threads for the same cores; the loader
+    # parallelises across images (num_workers) instead.
+    cv2.setNumThreads(1)
     if distributed:
         sampler: Any = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=False)
     elif train:
@@ -93,7 +109,7 @@ def build_loader(
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
-        collate_fn=collate,
+        collate_fn=Collate(dataset.transform.normalizer),
         pin_memory=torch.cuda.is_available(),
         drop_last=train if drop_last is None else drop_last,
         worker_init_fn=_SeedWorker(dataset) if num_workers > 0 else None,

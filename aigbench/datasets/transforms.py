@@ -60,8 +60,15 @@ class Normalizer:
         )
 
     def __call__(self, img: np.ndarray) -> torch.Tensor:
-        x = img.astype(np.float32) * self._scale - self._shift
-        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+        """One uint8 ``HxWx3`` image → normalized float ``3xHxW`` tensor."""
+        return self.batch(img[None])[0]
+
+    def batch(self, imgs: np.ndarray) -> torch.Tensor:
+        """uint8 ``NxHxWx3`` images → normalized float ``Nx3xHxW`` tensor, in one vectorized pass."""
+        x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).float()
+        scale = torch.from_numpy(self._scale.reshape(1, 3, 1, 1))
+        shift = torch.from_numpy(self._shift.reshape(1, 3, 1, 1))
+        return (x * scale - shift).contiguous()
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Back to [0, 1] for display."""
@@ -102,6 +109,11 @@ class ImageTransform:
             self.augment.set_random_seed(seed)
 
     def __call__(self, img: np.ndarray) -> torch.Tensor:
+        """The model input for one decoded image: ``prepare`` then normalize."""
+        return self.normalizer(self.prepare(img))
+
+    def prepare(self, img: np.ndarray) -> np.ndarray:
+        """Augment, perturb and resize/crop; still uint8 ``HxWx3`` (normalized per batch)."""
         if self.augment is not None:
             img = self.augment(img)
         if self.perturbation is not None and self.perturb_stage == "before_resize":
@@ -110,4 +122,4 @@ class ImageTransform:
             img = self.geometric(image=img)["image"]
         if self.perturbation is not None and self.perturb_stage == "after_resize":
             img = self.perturbation(img)
-        return self.normalizer(img)
+        return img

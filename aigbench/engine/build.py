@@ -47,7 +47,11 @@ def build_model(args: argparse.Namespace, ctx: DistContext, ddp: bool = True) ->
 def build_transform(args: argparse.Namespace, train: bool) -> ImageTransform:
     """The model's own mean/std (class attributes ``input_mean``/``input_std``) or ImageNet's."""
     cls = model_class(args)
-    normalizer = Normalizer(getattr(cls, "input_mean", IMAGENET_MEAN), getattr(cls, "input_std", IMAGENET_STD))
+    if hasattr(cls, "normalization"):  # depends on the flags (e.g. the timm backbone's own mean/std)
+        mean, std = cls.normalization(kwargs_from_args(cls, args))
+    else:
+        mean, std = getattr(cls, "input_mean", IMAGENET_MEAN), getattr(cls, "input_std", IMAGENET_STD)
+    normalizer = Normalizer(mean, std)
     augment = None
     if train and hasattr(cls, "train_augmentation"):
         augment = cls.train_augmentation(args)

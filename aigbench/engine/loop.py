@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -91,6 +92,7 @@ def train_one_epoch(
     optimizer.zero_grad(set_to_none=True)
     n_steps = len(loader)
     bar = tqdm(loader, desc=f"train epoch {epoch}", disable=not ctx.is_main, dynamic_ncols=True, leave=False)
+    start = time.perf_counter()
     for step, batch in enumerate(bar):
         skipped.add(batch["skipped"])
         if "image" not in batch:
@@ -136,8 +138,11 @@ def train_one_epoch(
                 values["lr"] = optimizer.param_groups[0]["lr"]
                 logger.scalars("train_step", values, global_step)
     bar.close()
+    elapsed = time.perf_counter() - start
     stats = {k: v / max(count, 1) for k, v in sums.items()}
     stats = all_reduce_mean(stats, ctx.device)
+    stats["epoch_time_s"] = elapsed
+    stats["images_per_s"] = count * ctx.world_size / max(elapsed, 1e-9)
     stats["lr"] = optimizer.param_groups[0]["lr"]
     return EpochResult(stats, global_step, skipped, first_batch)
 

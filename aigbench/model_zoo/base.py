@@ -1,0 +1,61 @@
+"""Shared pieces of the zoo: the single-logit output dict and weight-file reading."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import torch
+from torch import nn
+
+from aigbench.engine.checkpoint import CheckpointError, load_checkpoint
+
+
+class BinaryDetector(nn.Module):
+    """Base class for zoo detectors that produce one logit per image (fake > 0)."""
+
+    paper: str = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loss_fn = nn.BCEWithLogitsLoss()
+
+    def outputs(
+        self, logit: torch.Tensor, label: torch.Tensor, visual_image: Optional[Mapping[str, torch.Tensor]] = None
+    ) -> dict[str, Any]:
+        """The output-dict contract from ``logit [B]``: BCE loss and sigmoid probability of fake."""
+        logit = logit.float()
+        loss = self.loss_fn(logit, label.float())
+        return {
+            "backward_loss": loss,
+            "pred_label": torch.sigmoid(logit),
+            "visual_loss": {"bce": loss.detach()},
+            "visual_image": dict(visual_image or {}),
+        }
+
+
+def read_state_dict(path: Union[str, os.PathLike], flag: str = "--pretrained_path") -> dict[str, torch.Tensor]:
+    """Tensors of a weight file (``.pth``/``.pt``/``.bin`` via ``weights_only=True``, or ``.safetensors``).
+
+    Unwraps the usual containers (``{"model": ...}``, ``{"state_dict": ...}``) and strips the
+    ``module.`` prefix that DataParallel/DDP checkpoints carry.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{flag} {str(path)!r} does not exist; download the weights and pass a local file")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state: Any = load_file(str(p))
+    else:
+        state = load_checkpoint(p)
+    for key in ("model", "state_dict", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{flag} {str(path)!r} holds no state_dict of tensors")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state

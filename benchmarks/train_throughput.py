@@ -1,0 +1,109 @@
+"""Training throughput of a generated ``train.py`` against a bare PyTorch loop.
+
+Both train timm resnet18 (single logit, AdamW, BCE) at 32x32 on the same cifake-mini images
+with the same batch size and threads. The bare loop gets the images already decoded,
+normalized and stacked in memory; ``train.py`` decodes JPEGs, runs the albumentations
+pipeline and does its bookkeeping (validation, progress bar, TensorBoard, log.jsonl).
+Each run trains 2 epochs; the second epoch is timed (the first warms up). The two
+alternate ``--rounds`` times, since CPU timings on a shared machine are noisy.
+
+    python benchmarks/train_throughput.py --images 2000 --rounds 3
+
+Prints images/s of each and the ratio of medians (target: >= 0.95).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEFAULT_DATA, summary, write_subset  # noqa: E402
+
+
+def bare_loop(train_json: Path, batch_size: int, epochs: int = 2) -> float:
+    """images/s of the last epoch of a plain loop over pre-decoded tensors."""
+    import cv2
+    import numpy as np
+    import timm
+    import torch
+
+    items = json.loads(train_json.read_text())
+    imgs = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p, _ in items]
+    mean = np.array([0.485, 0.456, 0.406], np.float32)
+    std = np.array([0.229, 0.224, 0.225], np.float32)
+    x = torch.from_numpy(np.stack([(i.astype(np.float32) / 255 - mean) / std for i in imgs]).transpose(0, 3, 1, 2).copy())
+    y = torch.tensor([float(label) for _, label in items])
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", pretrained=False, num_classes=1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    n = (len(x) // batch_size) * batch_size
+    rate = 0.0
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(x))
+        start = time.perf_counter()
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            loss = loss_fn(model(x[idx]).squeeze(1), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        rate = n / (time.perf_counter() - start)
+    return rate
+
+
+def train_py(project: Path, train_json: Path, test_json: Path, batch_size: int, out: str) -> float:
+    """images/s of the last epoch of a real ``train.py`` run (read back from its log.jsonl)."""
+    cmd = [sys.executable, "train.py", "--model", "TimmDetector", "--backbone", "resnet18", "--image_size", "32",
+           "--data_path", str(train_json), "--test_data_path", str(test_json), "--batch_size", str(batch_size),
+           "--epochs", "2", "--test_period", "1000", "--output_dir", out, "--lr", "1e-3", "--no-amp"]
+    subprocess.run(cmd, cwd=project, check=True, capture_output=True, text=True)
+    last = json.loads((project / out / "log.jsonl").read_text().splitlines()[-1])
+    return float(last["train_images_per_s"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--batch_size", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bare", type=Path, help=argparse.SUPPRESS)  # internal: run the bare loop only
+    args = ap.parse_args()
+    if args.bare:
+        print(bare_loop(args.bare, args.batch_size))
+        return
+
+    from aigbench.scaffold import render_template
+
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        for path, text in render_template("base", project).items():
+            path.write_text(text)
+        train_json = write_subset(args.data, "train", args.images, project / "train.json")
+        test_json = write_subset(args.data, "test", 64, project / "test.json")
+        ours, bare = [], []
+        for r in range(args.rounds):
+            ours.append(train_py(project, train_json, test_json, args.batch_size, f"out{r}"))
+            proc = subprocess.run([sys.executable, __file__, "--bare", str(train_json), "--batch_size",
+                                   str(args.batch_size)], check=True, capture_output=True, text=True)
+            bare.append(float(proc.stdout.strip().splitlines()[-1]))
+            print(f"round {r + 1}: train.py {ours[-1]:.1f} img/s, bare loop {bare[-1]:.1f} img/s", flush=True)
+    ratio = statistics.median(ours) / statistics.median(bare)
+    print(f"\ntimm resnet18, 32x32, {args.images} cifake-mini images, batch {args.batch_size}, "
+          f"{args.rounds} alternating rounds")
+    print(f"train.py   images/s: {summary(ours)}")
+    print(f"bare loop  images/s: {summary(bare)}")
+    print(f"ratio train.py / bare loop: {ratio:.3f}  (target >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()
