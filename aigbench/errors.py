@@ -3,3 +3,7 @@
 
 class AigbenchError(Exception):
     """Base class: the message names the file, key or flag at fault and says what to do."""
+
+
+class ConfigError(AigbenchError, ValueError):
+    """A flag or setting has a value that cannot work."""

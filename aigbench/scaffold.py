@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aigbench import __version__
@@ -26,8 +27,17 @@ def template_files(template: str) -> list[Path]:
     return list(files.values())
 
 
+def zoo_entries(template: str) -> dict[str, dict]:
+    """The per-model settings of a template (``zoo.json``), in file order; empty for ``base``."""
+    spec = TEMPLATES / template / "zoo.json"
+    return json.loads(spec.read_text(encoding="utf-8")) if spec.is_file() else {}
+
+
 def render_template(template: str, target: Path, **context: object) -> dict[Path, str]:
-    """``{output path: text}`` for every file of ``template`` rendered into ``target``."""
+    """``{output path: text}`` for every file of ``template`` rendered into ``target``.
+
+    A ``<kind>_zoo.sh.j2`` file is rendered once per ``zoo.json`` entry as ``<kind>_<key>.sh``.
+    """
     import jinja2
 
     env = jinja2.Environment(
@@ -35,5 +45,14 @@ def render_template(template: str, target: Path, **context: object) -> dict[Path
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    ctx = {"version": __version__, "template": template, **context}
-    return {target / p.name[: -len(".j2")]: env.get_template(p.name).render(**ctx) for p in template_files(template)}
+    entries = zoo_entries(template)
+    ctx = {"version": __version__, "template": template, "zoo": entries, **context}
+    out: dict[Path, str] = {}
+    for p in template_files(template):
+        tpl = env.get_template(p.name)
+        if p.name.endswith("_zoo.sh.j2"):
+            for key, entry in entries.items():
+                out[target / p.name.replace("zoo.sh.j2", f"{key}.sh")] = tpl.render(**ctx, key=key, entry=entry)
+        else:
+            out[target / p.name[: -len(".j2")]] = tpl.render(**ctx)
+    return out

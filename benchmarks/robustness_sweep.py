@@ -67,8 +67,10 @@ def main() -> None:
             clean.append(time.perf_counter() - start)
             print(f"round {r + 1}: sweep {sweep[-1]:.1f} s, {n_points} clean passes {clean[-1]:.1f} s", flush=True)
     ratio = statistics.median(sweep) / statistics.median(clean)
-    print(f"\ntimm resnet18, 32x32, {args.images} cifake-mini test images, {n_points}-point grid "
-          f"(blur/noise/jpeg x 7), {args.rounds} alternating rounds")
+    print(
+        f"\ntimm resnet18, 32x32, {args.images} cifake-mini test images, {n_points}-point grid "
+        f"(blur/noise/jpeg x 7), {args.rounds} alternating rounds"
+    )
     print(f"sweep          seconds: {summary(sweep)}")
     print(f"clean passes   seconds: {summary(clean)}")
     print(f"ratio sweep / clean passes: {ratio:.3f}  (target <= 1.15)")

@@ -38,7 +38,9 @@ def bare_loop(train_json: Path, batch_size: int, epochs: int = 2) -> float:
     imgs = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p, _ in items]
     mean = np.array([0.485, 0.456, 0.406], np.float32)
     std = np.array([0.229, 0.224, 0.225], np.float32)
-    x = torch.from_numpy(np.stack([(i.astype(np.float32) / 255 - mean) / std for i in imgs]).transpose(0, 3, 1, 2).copy())
+    x = torch.from_numpy(
+        np.stack([(i.astype(np.float32) / 255 - mean) / std for i in imgs]).transpose(0, 3, 1, 2).copy()
+    )
     y = torch.tensor([float(label) for _, label in items])
     torch.manual_seed(0)
     model = timm.create_model("resnet18", pretrained=False, num_classes=1)
@@ -62,9 +64,31 @@ def bare_loop(train_json: Path, batch_size: int, epochs: int = 2) -> float:
 
 def train_py(project: Path, train_json: Path, test_json: Path, batch_size: int, out: str) -> float:
     """images/s of the last epoch of a real ``train.py`` run (read back from its log.jsonl)."""
-    cmd = [sys.executable, "train.py", "--model", "TimmDetector", "--backbone", "resnet18", "--image_size", "32",
-           "--data_path", str(train_json), "--test_data_path", str(test_json), "--batch_size", str(batch_size),
-           "--epochs", "2", "--test_period", "1000", "--output_dir", out, "--lr", "1e-3", "--no-amp"]
+    cmd = [
+        sys.executable,
+        "train.py",
+        "--model",
+        "TimmDetector",
+        "--backbone",
+        "resnet18",
+        "--image_size",
+        "32",
+        "--data_path",
+        str(train_json),
+        "--test_data_path",
+        str(test_json),
+        "--batch_size",
+        str(batch_size),
+        "--epochs",
+        "2",
+        "--test_period",
+        "1000",
+        "--output_dir",
+        out,
+        "--lr",
+        "1e-3",
+        "--no-amp",
+    ]
     subprocess.run(cmd, cwd=project, check=True, capture_output=True, text=True)
     last = json.loads((project / out / "log.jsonl").read_text().splitlines()[-1])
     return float(last["train_images_per_s"])
@@ -93,13 +117,19 @@ def main() -> None:
         ours, bare = [], []
         for r in range(args.rounds):
             ours.append(train_py(project, train_json, test_json, args.batch_size, f"out{r}"))
-            proc = subprocess.run([sys.executable, __file__, "--bare", str(train_json), "--batch_size",
-                                   str(args.batch_size)], check=True, capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--bare", str(train_json), "--batch_size", str(args.batch_size)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             bare.append(float(proc.stdout.strip().splitlines()[-1]))
             print(f"round {r + 1}: train.py {ours[-1]:.1f} img/s, bare loop {bare[-1]:.1f} img/s", flush=True)
     ratio = statistics.median(ours) / statistics.median(bare)
-    print(f"\ntimm resnet18, 32x32, {args.images} cifake-mini images, batch {args.batch_size}, "
-          f"{args.rounds} alternating rounds")
+    print(
+        f"\ntimm resnet18, 32x32, {args.images} cifake-mini images, batch {args.batch_size}, "
+        f"{args.rounds} alternating rounds"
+    )
     print(f"train.py   images/s: {summary(ours)}")
     print(f"bare loop  images/s: {summary(bare)}")
     print(f"ratio train.py / bare loop: {ratio:.3f}  (target >= 0.95)")

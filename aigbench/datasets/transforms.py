@@ -87,8 +87,9 @@ class ImageTransform:
         resize_mode: ResizeMode = "resize",
         normalizer: Optional[Normalizer] = None,
         augment: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+        hflip: bool = True,
     ) -> None:
-        self.geometric = build_geometric(image_size, train, resize_mode)
+        self.geometric = build_geometric(image_size, train, resize_mode, hflip)
         self.normalizer = normalizer or Normalizer()
         self.augment = augment
         self.perturbation: Optional[Callable[[np.ndarray], np.ndarray]] = None

@@ -37,6 +37,11 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     g.add_argument("--layout", default="auto", help="dataset layout: auto, CIFAKE, ForenSynths, GenImage, JsonList")
     g.add_argument("--seed", type=int, default=42)
+    g.add_argument(
+        "--pretrained_path",
+        default="",
+        help="weights the model starts from (its own loader for zoo models, else a strict state dict)",
+    )
     return parser
 
 
@@ -65,7 +70,28 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
     )
     g.add_argument("--log_every", type=int, default=20, help="steps between TensorBoard training scalars")
     g.add_argument("--resume", default="", help="checkpoint to continue from ('auto': the latest in --output_dir)")
-    g.add_argument("--pretrained_path", default="", help="weights to start from (model state_dict or checkpoint)")
+    a = parser.add_argument_group("training augmentation")
+    a.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips")
+    a.add_argument(
+        "--aug_blur_prob", type=float, default=0.0, help="probability of a Gaussian blur (CNNSpot: 0.5 or 0.1)"
+    )
+    a.add_argument(
+        "--aug_blur_sigma",
+        type=float,
+        nargs=2,
+        default=[0.0, 3.0],
+        metavar=("MIN", "MAX"),
+        help="blur sigma ~ U[MIN, MAX] pixels",
+    )
+    a.add_argument("--aug_jpeg_prob", type=float, default=0.0, help="probability of a JPEG re-compression")
+    a.add_argument(
+        "--aug_jpeg_quality",
+        type=int,
+        nargs=2,
+        default=[30, 100],
+        metavar=("MIN", "MAX"),
+        help="JPEG quality ~ U{MIN..MAX}",
+    )
     return parser
 
 

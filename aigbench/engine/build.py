@@ -12,6 +12,7 @@ from typing import Any, Optional
 import torch
 from torch.utils.data import DataLoader
 
+from aigbench.datasets.augment import BlurJPEG
 from aigbench.datasets.dataset import ImageDataset, build_loader
 from aigbench.datasets.layouts import DEMO_ALIAS, DatasetError
 from aigbench.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, Normalizer
@@ -53,9 +54,11 @@ def build_transform(args: argparse.Namespace, train: bool) -> ImageTransform:
         mean, std = getattr(cls, "input_mean", IMAGENET_MEAN), getattr(cls, "input_std", IMAGENET_STD)
     normalizer = Normalizer(mean, std)
     augment = None
-    if train and hasattr(cls, "train_augmentation"):
-        augment = cls.train_augmentation(args)
-    return ImageTransform(args.image_size, train, args.resize_mode, normalizer, augment)
+    if train and (args.aug_blur_prob > 0 or args.aug_jpeg_prob > 0):
+        augment = BlurJPEG(args.aug_blur_prob, args.aug_jpeg_prob, args.aug_blur_sigma, args.aug_jpeg_quality)
+    return ImageTransform(
+        args.image_size, train, args.resize_mode, normalizer, augment, hflip=getattr(args, "hflip", True)
+    )
 
 
 def build_train_loader(args: argparse.Namespace, ctx: DistContext) -> DataLoader:

@@ -23,6 +23,7 @@ from aigbench import __version__
 from aigbench.errors import AigbenchError
 
 _EPOCH_RE = re.compile(r"^checkpoint-(\d+)\.pth$")
+PRETRAINED = "pretrained"  # --checkpoint value: test the weights given by --pretrained_path
 
 
 class CheckpointError(AigbenchError, RuntimeError):
@@ -189,7 +190,12 @@ def resume(
 
 
 def load_weights_into(model: torch.nn.Module, path: Union[str, os.PathLike]) -> int:
-    """Load a checkpoint's model weights (strict); returns its epoch (-1 if unknown)."""
+    """Load a checkpoint's model weights (strict); returns its epoch (-1 if unknown).
+
+    ``PRETRAINED`` keeps the weights the model was built with (``--pretrained_path``).
+    """
+    if str(path) == PRETRAINED:
+        return -1
     state = load_checkpoint(path)
     load_model_weights(model, state.get("model", state), str(path))
     return int(state.get("epoch", -1)) if isinstance(state.get("epoch", -1), int) else -1
@@ -197,6 +203,8 @@ def load_weights_into(model: torch.nn.Module, path: Union[str, os.PathLike]) -> 
 
 def checkpoints_to_test(output_dir: Union[str, os.PathLike], checkpoint: str = "") -> list[Path]:
     """``[checkpoint]`` when given, else every epoch checkpoint plus ``checkpoint-best.pth``."""
+    if checkpoint == PRETRAINED:
+        return [Path(PRETRAINED)]
     if checkpoint:
         p = Path(checkpoint)
         if not p.is_file():

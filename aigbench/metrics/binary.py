@@ -13,6 +13,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from aigbench.errors import AigbenchError
+
+
+class MetricsError(AigbenchError, ValueError):
+    """Scores or labels that no metric can be computed from."""
+
+
 METRIC_NAMES = ("accuracy", "real_acc", "fake_acc", "balanced_acc", "auroc", "ap", "f1")
 
 
@@ -29,7 +36,7 @@ def compute_metrics(labels: Sequence[float], scores: Sequence[float], threshold:
     if not np.isin(y, (0.0, 1.0)).all():
         raise ValueError("labels must be 0 (real) or 1 (fake)")
     if y.size and not np.isfinite(s).all():
-        raise ValueError(
+        raise MetricsError(
             f"{int((~np.isfinite(s)).sum())} score(s) are NaN or infinite; the model's pred_label is broken"
         )
     pred = s >= threshold

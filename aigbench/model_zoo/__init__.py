@@ -1,3 +1,13 @@
-"""Registered detectors. Importing this package registers every model in it."""
+"""Registered detectors. Importing this package registers every model in it.
 
-from aigbench.model_zoo import timm_backbone  # noqa: F401
+=============  ===========================================================================
+TimmDetector   any timm backbone + single-logit head, probe or tune (AI-GenBench protocol)
+CNNSpot        Wang et al., CVPR 2020: ResNet-50 + blur/JPEG augmentation
+UnivFD         Ojha et al., CVPR 2023: frozen CLIP ViT-L/14 features + linear head
+NPR            Tan et al., CVPR 2024: neighbouring-pixel residuals + truncated ResNet-50
+DCTDetector    Frank et al., ICML 2020: log DCT spectrum + small CNN
+PCALogReg      Bird & Lotfi, IEEE Access 2024 (CIFAKE): PCA + logistic regression
+=============  ===========================================================================
+"""
+
+from aigbench.model_zoo import cnnspot, frequency, npr, pca_lr, timm_backbone, univfd  # noqa: F401

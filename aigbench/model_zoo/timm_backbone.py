@@ -12,7 +12,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from aigbench.engine.checkpoint import CheckpointError
+from aigbench.engine.checkpoint import load_model_weights
 from aigbench.model_zoo.base import BinaryDetector, read_state_dict
 from aigbench.registry import MODELS
 
@@ -33,24 +33,28 @@ def create_backbone(backbone: str, image_size: int, pretrained_path: str = "", *
     """A timm model without classifier (``num_classes=0``); never downloads.
 
     ``pretrained_path`` is a local file in timm, torchvision or original (e.g. OpenAI CLIP)
-    format: timm's own checkpoint filter converts it, and the load is strict.
+    format: the timm model family's own checkpoint filter converts it, the classifier is
+    dropped, and the load is strict (missing, unexpected or mis-shaped keys are an error).
     """
+    import sys
+
     import timm
 
     extra: dict[str, Any] = dict(kwargs)
     if _takes_img_size(backbone):
         extra["img_size"] = image_size
-    if not pretrained_path:
-        return timm.create_model(backbone, pretrained=False, num_classes=0, **extra)
-    read_state_dict(pretrained_path)  # fail early with a clear message on a missing/bad file
-    try:
-        return timm.create_model(
-            backbone, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(pretrained_path)}, **extra
-        )
-    except RuntimeError as e:  # strict load_state_dict lists missing / unexpected keys
-        raise CheckpointError(
-            f"--pretrained_path {pretrained_path} does not fit timm model {backbone!r}: {e}"
-        ) from None
+    model = timm.create_model(backbone, pretrained=False, num_classes=0, **extra)
+    if pretrained_path:
+        state = read_state_dict(pretrained_path)
+        filter_fn = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
+        if filter_fn is not None:
+            state = filter_fn(state, model)
+        own = model.state_dict()
+        classifier = (getattr(model, "pretrained_cfg", None) or {}).get("classifier") or "fc"
+        heads = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+        state = {k: v for k, v in state.items() if k in own or not k.startswith(tuple(f"{h}." for h in heads))}
+        load_model_weights(model, state, f"--pretrained_path {pretrained_path} (timm {backbone})")
+    return model
 
 
 def _takes_img_size(backbone: str) -> bool:

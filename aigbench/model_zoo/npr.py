@@ -1,0 +1,92 @@
+"""NPR: Tan, Zhao, Wei, Gu, Liu, Wei. "Rethinking the Up-Sampling Operations in CNN-based
+Generative Network for Generalizable Deepfake Detection". CVPR 2024. Official code:
+github.com/chuangchuangtan/NPR-DeepfakeDetection.
+
+The neighbouring-pixel residual ``NPR = x - up(down(x))`` (nearest down/up-sampling by 2)
+scaled by 2/3 feeds a truncated ResNet-50: a 3x3 stride-2 stem, max-pool, ``layer1`` and
+``layer2`` (Bottleneck, 3 and 4 blocks), global average pooling and ``fc1`` (512 → 1).
+
+Weights (``--pretrained_path``): the official ``NPR.pth``, a plain state dict with keys
+``conv1.weight`` [64, 3, 3, 3], ``bn1.*``, ``layer1.*``, ``layer2.*``, ``fc1.weight`` [1, 512],
+``fc1.bias`` [1], loaded strictly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aigbench.engine.checkpoint import load_model_weights
+from aigbench.errors import ConfigError
+from aigbench.model_zoo.base import BinaryDetector, read_state_dict
+from aigbench.registry import MODELS
+
+
+def npr_residual(x: torch.Tensor) -> torch.Tensor:
+    """``x - up(down(x))`` with nearest-neighbour resampling by a factor 2 (H, W even)."""
+    if x.shape[-1] % 2 or x.shape[-2] % 2:
+        raise ConfigError(f"NPR needs an even image size, got {list(x.shape[-2:])}; use an even --image_size")
+    down = F.interpolate(x, scale_factor=0.5, mode="nearest", recompute_scale_factor=True)
+    return x - F.interpolate(down, scale_factor=2.0, mode="nearest", recompute_scale_factor=True)
+
+
+class NPRResNet(nn.Module):
+    """The paper's truncated ResNet-50 (official key names)."""
+
+    def __init__(self, layers: tuple[int, int] = (3, 4)) -> None:
+        super().__init__()
+        from torchvision.models.resnet import Bottleneck
+
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(Bottleneck, 64, layers[0])
+        self.layer2 = self._make_layer(Bottleneck, 128, layers[1], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Linear(512, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+    def _make_layer(self, block: Any, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        npr = npr_residual(x)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(npr * 2.0 / 3.0))))
+        x = self.layer2(self.layer1(x))
+        return self.fc1(torch.flatten(self.avgpool(x), 1)).squeeze(1), npr
+
+
+@MODELS.register_module()
+class NPR(BinaryDetector):
+    """Neighbouring-pixel residuals into a truncated ResNet-50."""
+
+    paper = "Tan et al., Rethinking the Up-Sampling Operations in CNN-based Generative Network..., CVPR 2024"
+
+    def __init__(self, pretrained_path: str = "") -> None:
+        super().__init__()
+        self.net = NPRResNet()
+        if pretrained_path:
+            load_model_weights(self.net, read_state_dict(pretrained_path), f"--pretrained_path {pretrained_path}")
+
+    def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        logit, npr = self.net(image)
+        return self.outputs(logit, label, {"npr": npr[:8].detach().abs()})
