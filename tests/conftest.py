@@ -71,3 +71,8 @@ def project(tmp_path) -> Path:
 
 def script(project: Path, name: str, *args: str, check: bool = True, env: dict | None = None):
     return run([sys.executable, name, *args], cwd=project, check=check, env=env)
+
+
+def data_flags(subsets: dict[str, Path], test: str = "test") -> list[str]:
+    """``--data_path``/``--test_data_path`` pointing at the session's CIFAKE subsets."""
+    return ["--data_path", str(subsets["train"]), "--test_data_path", str(subsets[test])]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
 
-from conftest import run, script
+from conftest import data_flags, run, script
 
 pytestmark = pytest.mark.slow
 
@@ -178,19 +178,7 @@ class MyModel(torch.nn.Module):
 def test_nan_loss_stops_with_message_and_saves(project, subsets):
     (project / "mymodel.py").write_text(NAN_MODEL)
     proc = script(
-        project,
-        "train.py",
-        "--data_path",
-        str(subsets["train"]),
-        "--test_data_path",
-        str(subsets["test"]),
-        "--batch_size",
-        "32",
-        "--epochs",
-        "2",
-        "--output_dir",
-        "nan",
-        check=False,
+        project, "train.py", *data_flags(subsets), *"--batch_size 32 --epochs 2 --output_dir nan".split(), check=False
     )
     assert proc.returncode == 2
     assert "backward_loss is nan at epoch 0, step 2" in proc.stderr + proc.stdout
@@ -205,17 +193,8 @@ def test_contract_violation_names_key_and_shape(project, subsets):
     proc = script(
         project,
         "train.py",
-        "--data_path",
-        str(subsets["train"]),
-        "--test_data_path",
-        str(subsets["test"]),
-        "--batch_size",
-        "32",
-        "--epochs",
-        "1",
-        "--bad_shape",
-        "--output_dir",
-        "bad",
+        *data_flags(subsets),
+        *"--batch_size 32 --epochs 1 --bad_shape --output_dir bad".split(),
         check=False,
     )
     assert proc.returncode == 2

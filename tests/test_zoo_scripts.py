@@ -8,7 +8,7 @@ import torch
 
 from aigbench.scaffold import zoo_entries
 
-from conftest import bench, run
+from conftest import bench, data_flags, run
 
 pytestmark = pytest.mark.slow
 
@@ -44,27 +44,8 @@ def test_init_model_zoo_writes_one_script_triple_per_model(zoo_project):
 @pytest.mark.parametrize("key", list(SMALL))
 def test_zoo_model_trains_through_its_script(zoo_project, subsets, key):
     out = zoo_project / "output_dir" / key
-    run(
-        [
-            "sh",
-            f"train_{key}.sh",
-            "--data_path",
-            str(subsets["train"]),
-            "--test_data_path",
-            str(subsets["test"]),
-            "--image_size",
-            "32",
-            "--resize_mode",
-            "resize",
-            "--batch_size",
-            "32",
-            "--epochs",
-            "1",
-            *SMALL[key],
-        ],
-        cwd=zoo_project,
-        env={"PYTHON": sys.executable},
-    )
+    flags = ["--image_size", "32", "--resize_mode", "resize", "--batch_size", "32", "--epochs", "1", *SMALL[key]]
+    run(["sh", f"train_{key}.sh", *data_flags(subsets), *flags], cwd=zoo_project, env={"PYTHON": sys.executable})
     metrics = json.loads((out / "test" / "checkpoint-0" / "test" / "metrics.json").read_text())["metrics"]
     assert metrics["n"] == 201
     config = json.loads((out / "config.json").read_text())
