@@ -114,6 +114,8 @@ def signature_table(cls: Callable) -> list[tuple[str, str, str]]:
     for p in _signature_params(cls):
         tp = p.annotation
         tp_name = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+        if typing.get_origin(_unwrap_optional(tp)) is typing.Literal:
+            tp_name = "{" + ",".join(str(a) for a in typing.get_args(_unwrap_optional(tp))) + "}"
         if tp is inspect.Parameter.empty:
             tp_name = "any"
         default = "(required)" if p.default is inspect.Parameter.empty else repr(p.default)

@@ -99,3 +99,4 @@ def test_signature_table_for_bench_models():
     rows = {r[0]: r for r in signature_table(Model)}
     assert rows["--depth"][2] == "(required)"
     assert "--batch_norm/--no-batch_norm" in rows
+    assert rows["--mode"][1] == "{probe,tune}"
