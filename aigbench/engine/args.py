@@ -128,6 +128,10 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
         parser.error(f"--model: {e.args[0]}")
     add_signature_flags(parser, model_cls, f"{known.model} parameters (from its __init__)")
     args = parser.parse_args(argv)
+    from aigbench.metrics import METRIC_NAMES
+
+    if hasattr(args, "best_metric") and args.best_metric not in METRIC_NAMES:
+        parser.error(f"--best_metric must be one of {', '.join(METRIC_NAMES)}, got {args.best_metric!r}")
     for flag in ("batch_size", "epochs", "accum_iter", "test_period", "image_size"):
         if hasattr(args, flag) and getattr(args, flag) < 1:
             parser.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
