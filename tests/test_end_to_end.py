@@ -277,3 +277,25 @@ def test_torchrun_two_cpu_processes_count_each_image_once(project, subsets):
     )
     _, y1, s1 = read_predictions(res / "predictions.csv")
     assert np.array_equal(y, y1) and np.allclose(s, s1, atol=1e-5)
+
+
+def test_corrupt_training_file_is_skipped_named_and_counted(project, subsets, tmp_path):
+    items = json.loads(subsets["train"].read_text())[:64]
+    bad = tmp_path / "broken (2).jpg"
+    bad.write_bytes(b"\xff\xd8 truncated")
+    items.append([str(bad), 1])
+    spec = tmp_path / "train_with_bad.json"
+    spec.write_text(json.dumps(items))
+    proc = script(
+        project,
+        "train.py",
+        "--data_path",
+        str(spec),
+        "--test_data_path",
+        str(subsets["test"]),
+        *"--batch_size 13 --epochs 1 --output_dir skip".split(),
+    )
+    assert f"skipped undecodable image file: {bad}" in proc.stderr
+    assert "skipped 1 undecodable training file(s)" in proc.stderr
+    record = json.loads((project / "skip" / "log.jsonl").read_text().splitlines()[-1])
+    assert record["train_skipped_files"] == 1

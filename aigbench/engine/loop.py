@@ -141,6 +141,9 @@ def train_one_epoch(
     elapsed = time.perf_counter() - start
     stats = {k: v / max(count, 1) for k, v in sums.items()}
     stats = all_reduce_mean(stats, ctx.device)
+    if len(skipped):
+        log.warning("epoch %d: skipped %d undecodable training file(s)", epoch, len(skipped))
+    stats["skipped_files"] = float(len(skipped))
     stats["epoch_time_s"] = elapsed
     stats["images_per_s"] = count * ctx.world_size / max(elapsed, 1e-9)
     stats["lr"] = optimizer.param_groups[0]["lr"]
