@@ -65,11 +65,6 @@ def cleanup_distributed() -> None:
         torch_dist.destroy_process_group()
 
 
-def barrier() -> None:
-    if torch_dist.is_available() and torch_dist.is_initialized():
-        torch_dist.barrier()
-
-
 def all_gather_objects(obj: Any) -> list[Any]:
     """Every rank's ``obj``, in rank order (``[obj]`` on a single process)."""
     if not (torch_dist.is_available() and torch_dist.is_initialized()):
