@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from aigbench.engine.dist import DistContext
-from aigbench.engine.loggers import RunLogger, labelled_grid, write_json
+from aigbench.engine.loggers import RunLogger, atomic_open, labelled_grid, write_json
 from aigbench.engine.loop import Predictions, predict
 from aigbench.metrics import compute_metrics, per_generator_metrics
 
@@ -34,16 +34,12 @@ def score_predictions(preds: Predictions, loader: DataLoader, threshold: float =
 
 def write_predictions(path: Union[str, os.PathLike], preds: Predictions, loader: DataLoader) -> None:
     """CSV with columns path, label, score, generator (one row per image)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     samples = loader.dataset.samples
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         w = csv.writer(f)
         w.writerow(["path", "label", "score", "generator"])
         for i, y, s in zip(preds.index, preds.label, preds.score):
             w.writerow([samples[i].path, int(y), f"{float(s):.6g}", samples[i].generator])
-    os.replace(tmp, path)
 
 
 def evaluate_datasets(

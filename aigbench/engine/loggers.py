@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Iterator, Mapping, Sequence, TextIO, Union
 
 import cv2
 import numpy as np
@@ -26,12 +27,24 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def write_json(path: Union[str, os.PathLike], obj: Any) -> None:
+@contextlib.contextmanager
+def atomic_open(path: Union[str, os.PathLike]) -> Iterator[TextIO]:
+    """Open a text file for writing that appears at ``path`` only once complete (temp file +
+    rename); on an error the temporary file is removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Union[str, os.PathLike], obj: Any) -> None:
+    with atomic_open(path) as f:
+        f.write(json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 
 class RunLogger:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from aigbench.engine.dist import DistContext
 from aigbench.engine.evaluate import evaluate_datasets
-from aigbench.engine.loggers import RunLogger, write_json
+from aigbench.engine.loggers import RunLogger, atomic_open, write_json
 from aigbench.metrics import METRIC_NAMES
 from aigbench.registry import PERTURBATIONS
 from aigbench.robustness.perturbations import Perturbation
@@ -112,15 +112,11 @@ def run_grid(
 
 
 def write_rows_csv(path: Union[str, os.PathLike], rows: Sequence[Mapping[str, Any]]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    os.replace(tmp, path)
 
 
 def log_grid(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("accuracy", "auroc", "ap")) -> None:
