@@ -27,7 +27,11 @@ class OutputContractError(AigbenchError, ValueError):
 
 
 class NonFiniteLossError(AigbenchError, FloatingPointError):
-    """Training produced a NaN or infinite loss."""
+    """Training produced a NaN or infinite loss; ``global_step`` counts the optimizer steps before it."""
+
+    def __init__(self, message: str, global_step: int = 0) -> None:
+        super().__init__(message)
+        self.global_step = global_step
 
 
 def _shape(t: Any) -> str:
@@ -103,9 +107,8 @@ def check_finite_loss(loss: torch.Tensor, where: str, global_step: int = 0) -> N
     """Raise :class:`NonFiniteLossError` (carrying ``global_step``) when ``loss`` is NaN or inf."""
     value = float(loss.detach().item())
     if not math.isfinite(value):
-        err = NonFiniteLossError(
+        raise NonFiniteLossError(
             f"backward_loss is {value} at {where}. Lower --lr, check the inputs and the loss "
-            "(log of 0? division by 0?), or disable --amp; resume from the last checkpoint with --resume."
+            "(log of 0? division by 0?), or disable --amp; resume from the last checkpoint with --resume.",
+            global_step,
         )
-        err.global_step = global_step
-        raise err

@@ -60,8 +60,6 @@ def run(main: Callable[[], object]) -> None:
         main()
     except AigbenchError as e:
         logging.getLogger("aigbench").error("error: %s", e)
-        if not logging.getLogger("aigbench").handlers:
-            print(f"error: {e}", file=sys.stderr)
         cleanup_distributed()
         sys.exit(2)
     except KeyboardInterrupt:

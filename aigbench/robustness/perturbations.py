@@ -71,8 +71,8 @@ class GaussianBlur(Perturbation):
 
     name, param, unit, clean_strength, tb_step_scale = "blur", "sigma", "Gaussian sigma, pixels", 0.0, 10
 
-    def validate(self) -> None:
-        super().validate()
+    def __init__(self, strength: float, seed: int = 0) -> None:
+        super().__init__(strength, seed)
         radius = max(1, int(4 * self.strength + 0.5))
         # separable float kernel, built once: ~10x faster than cv2.GaussianBlur's 8-bit path for large sigma
         self._kernel = cv2.getGaussianKernel(2 * radius + 1, self.strength, cv2.CV_32F) if self.strength > 0 else None
