@@ -36,6 +36,6 @@ setup(
         "scikit-learn>=1.3",
         "tqdm>=4.60",
     ],
-    extras_require={"test": ["pytest>=7", "ruff>=0.4"]},
+    extras_require={"test": ["pytest>=7", "ruff>=0.4", "open-clip-torch>=2.24"]},
     entry_points={"console_scripts": ["bench=aigbench.cli.main:cli"]},
 )

@@ -8,6 +8,8 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
 
+from aigbench.engine.loggers import clean_float
+
 from conftest import data_flags, run, script
 
 pytestmark = pytest.mark.slow
@@ -41,12 +43,20 @@ def test_train_test_robust_on_cifake(project, subsets):
         "3",
         "--lr",
         "2e-3",
+        "--val_split",
+        "0.2",
         *common,
     )
 
     # checkpoints: atomic files, weights_only-loadable, plain config
     names = sorted(p.name for p in out.glob("checkpoint-*.pth"))
     assert names == ["checkpoint-0.pth", "checkpoint-1.pth", "checkpoint-2.pth", "checkpoint-best.pth"]
+    # the validation split: 20 % of each (label, generator) group, recorded
+    with open(out / "val_split.csv") as f:
+        split_rows = list(csv.DictReader(f))
+    assert len(split_rows) == 600
+    val_rows = [r for r in split_rows if r["split"] == "val"]
+    assert len(val_rows) == 120 and sum(int(r["label"]) for r in val_rows) == 60
     ck = torch.load(out / "checkpoint-2.pth", weights_only=True)
     assert ck["epoch"] == 2 and ck["config"]["epochs"] == 3 and isinstance(ck["config"], dict)
     assert json.loads((out / "config.json").read_text())["model"] == "MyModel"
@@ -56,21 +66,27 @@ def test_train_test_robust_on_cifake(project, subsets):
     lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [0, 1, 2]
     assert {"train_loss", "train_bce", "train_lr", "test_cifake_sub_auroc", "test_cifake_sub_f1"} <= set(lines[-1])
+    assert {"val_accuracy", "val_auroc", "val_threshold", "selected"} <= set(lines[-1])
+    assert lines[-1]["val_n"] == 120
 
     # metrics.json equals scikit-learn on the predictions.csv written beside it; every image once
     res = out / "test" / "checkpoint-2" / "cifake_sub"
     metrics = json.loads((res / "metrics.json").read_text())["metrics"]
     rows, y, s = read_predictions(res / "predictions.csv")
     assert len(rows) == len({r["path"] for r in rows}) == metrics["n"] == 201
-    assert metrics["auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-5)
-    assert metrics["ap"] == pytest.approx(average_precision_score(y, s), abs=1e-5)
-    assert metrics["accuracy"] == pytest.approx(accuracy_score(y, s >= 0.5))
+    # the scores in the CSV give back exactly the metrics of the JSON (rounded to 6 significant digits)
+    assert metrics["auroc"] == clean_float(roc_auc_score(y, s))
+    assert metrics["ap"] == clean_float(average_precision_score(y, s))
+    assert metrics["accuracy"] == clean_float(accuracy_score(y, s >= 0.5))
     assert metrics["auroc"] > 0.6, metrics  # it learned something real
     assert lines[-1]["test_cifake_sub_auroc"] == pytest.approx(metrics["auroc"])
 
-    # best checkpoint holds the best epoch by accuracy
+    # the best checkpoint is the best epoch on validation, never chosen by a test number
     best = torch.load(out / "checkpoint-best.pth", weights_only=True)["best"]
-    assert best["value"] == pytest.approx(max(x["test_cifake_sub_accuracy"] for x in lines))
+    assert best["metric"] == "accuracy"
+    assert best["value"] == pytest.approx(max(x["val_accuracy"] for x in lines))
+    assert [x["selected"] for x in lines].index(True) == 0 and lines[best["epoch"]]["selected"]
+    assert 0 < best["threshold"] < 1 and "Youden" in best["threshold_rule"]
 
     # TensorBoard: loss curves, learning rate, metrics, images
     tb = event_tags(out / "tensorboard" / "train")
@@ -85,8 +101,17 @@ def test_train_test_robust_on_cifake(project, subsets):
     images = set(tb.Tags()["images"])
     assert {"test/cifake_sub/inputs_label_score", "test/cifake_sub/visual_image/stem_energy"} <= images
 
-    # test.py: every checkpoint on every dataset of the JSON map; same numbers as during training
-    script(project, "test.py", "--test_data_json", str(subsets["test_map"]), *common)
+    # test.py: the best checkpoint by default, with the threshold calibrated on validation
+    script(project, "test.py", "--test_data_json", str(subsets["test_map"]), "--output_dir", str(out))
+    best_dir = out / "test" / "checkpoint-best" / "cifake_sub"
+    tested = json.loads((best_dir / "metrics.json").read_text())
+    assert tested["at_val_threshold"]["threshold"] == pytest.approx(best["threshold"], rel=1e-5)
+    _, yb, sb = read_predictions(best_dir / "predictions.csv")
+    t = tested["at_val_threshold"]["threshold"]
+    assert tested["at_val_threshold"]["accuracy"] == clean_float(accuracy_score(yb, sb >= t))
+    # --checkpoint all: every epoch, and the summary warns that choosing among them is selection on test
+    proc = script(project, "test.py", "--test_data_json", str(subsets["test_map"]), "--checkpoint", "all", *common)
+    assert "selection on the test set" in proc.stderr
     for ckpt in ("checkpoint-0", "checkpoint-1", "checkpoint-2", "checkpoint-best"):
         assert (out / "test" / ckpt / "cifake_sub" / "metrics.json").exists()
     again = json.loads((res / "metrics.json").read_text())["metrics"]
@@ -296,6 +321,6 @@ def test_corrupt_training_file_is_skipped_named_and_counted(project, subsets, tm
         *"--batch_size 13 --epochs 1 --output_dir skip".split(),
     )
     assert f"skipped undecodable image file: {bad}" in proc.stderr
-    assert "skipped 1 undecodable training file(s)" in proc.stderr
+    assert "1 undecodable training file(s); each was replaced by the next decodable one" in proc.stderr
     record = json.loads((project / "skip" / "log.jsonl").read_text().splitlines()[-1])
     assert record["train_skipped_files"] == 1

@@ -1,4 +1,7 @@
-"""Zoo models: forward/backward on CPU, official checkpoint layouts, and loading errors."""
+"""Zoo models: forward/backward on CPU, official checkpoint layouts, loading errors, mixed precision,
+random-feature warnings and the ``pretrained`` attribute."""
+
+import logging
 
 import pytest
 import torch
@@ -17,6 +20,24 @@ def step(model, size=32, b=2):
     validate_output(out, b, type(model).__name__)
     out["backward_loss"].backward()
     return out
+
+
+@pytest.fixture
+def aigbench_log(caplog):
+    """caplog on the "aigbench" logger itself (a configured run turns its propagation off)."""
+    log = logging.getLogger("aigbench")
+    level, propagate = log.level, log.propagate
+    log.addHandler(caplog.handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    yield caplog
+    log.removeHandler(caplog.handler)
+    log.setLevel(level)
+    log.propagate = propagate
+
+
+def warnings_about_random_features(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "RANDOM" in r.getMessage()]
 
 
 def grads(module):
@@ -223,6 +244,7 @@ def test_univfd_official_layouts(tmp_path):
         )
     for got, want in expected.items():
         assert torch.equal(got, want)
+    assert model.pretrained  # a state dict needs no --trust_torchscript
     assert torch.equal(enc.head.bias, torch.zeros(512))  # CLIP's projection has no bias
     assert not any(p.requires_grad for p in enc.parameters())
     # encode_image = ln_post(class token) @ proj: checked on the loaded encoder
@@ -237,6 +259,150 @@ def test_univfd_bad_files(tmp_path):
         MODELS.get("UnivFD")(clip_model="ViT-B/32", pretrained_path=str(tmp_path / "fc_l14.pth"))
     with pytest.raises(CheckpointError, match="does not exist"):
         MODELS.get("UnivFD")(clip_model="ViT-B/32", clip_path=str(tmp_path / "nope.pt"))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
+def test_univfd_torchscript_clip_needs_trust(tmp_path, monkeypatch):
+    archive = tmp_path / "ViT-L-14.pt"
+    torch.jit.script(torch.nn.Linear(4, 2)).save(str(archive))  # a real (tiny) TorchScript archive
+    calls = []
+    jit_load = torch.jit.load
+    monkeypatch.setattr(torch.jit, "load", lambda *a, **k: calls.append(a) or jit_load(*a, **k))
+    with pytest.raises(CheckpointError) as e:
+        MODELS.get("UnivFD")(clip_model="ViT-B/32", clip_path=str(archive), image_size=32)
+    msg = str(e.value)
+    assert str(archive) in msg and "--clip_path" in msg and "TorchScript archive" in msg
+    assert "runs code" in msg and "--trust_torchscript" in msg and "state_dict" in msg
+    assert calls == []  # nothing in the file was run
+    # Trusted: its state dict ({weight, bias} of the Linear) is read, then fails the strict CLIP load.
+    with pytest.raises(
+        CheckpointError, match="does not fit VisionTransformer(.|\\n)*unexpected keys \\(2\\): weight, bias"
+    ):
+        MODELS.get("UnivFD")(clip_model="ViT-B/32", clip_path=str(archive), image_size=32, trust_torchscript=True)
+    assert len(calls) == 1
+
+
+def test_univfd_flags_include_trust_torchscript():
+    import argparse
+
+    from aigbench.flags import add_signature_flags, kwargs_from_args
+
+    parser = argparse.ArgumentParser()
+    add_signature_flags(parser, MODELS.get("UnivFD"))
+    assert kwargs_from_args(MODELS.get("UnivFD"), parser.parse_args([]))["trust_torchscript"] is False
+    assert kwargs_from_args(MODELS.get("UnivFD"), parser.parse_args(["--trust_torchscript"]))["trust_torchscript"]
+
+
+def test_probe_on_random_features_warns_every_time(aigbench_log, tmp_path):
+    for _ in range(2):
+        model = MODELS.get("TimmDetector")(backbone="resnet18", mode="probe", image_size=32)
+        assert model.pretrained is False
+    msgs = warnings_about_random_features(aigbench_log)
+    assert len(msgs) == 2 and "--pretrained_path" in msgs[0] and "resnet18" in msgs[0]
+
+    aigbench_log.clear()
+    assert MODELS.get("TimmDetector")(backbone="resnet18", mode="tune", image_size=32).pretrained is False
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
+    model = MODELS.get("TimmDetector")(backbone="resnet18", mode="probe", pretrained_path=str(tmp_path / "r18.pth"))
+    assert model.pretrained is True
+    assert warnings_about_random_features(aigbench_log) == []
+
+
+def test_univfd_without_clip_weights_warns_every_time(aigbench_log, tmp_path):
+    src = MODELS.get("UnivFD")(clip_model="ViT-B/32", image_size=32)
+    assert src.pretrained is False
+    torch.save(src.state_dict(), tmp_path / "univfd.pth")
+    torch.save({"weight": torch.randn(1, 512), "bias": torch.randn(1)}, tmp_path / "fc_weights.pth")
+    head = MODELS.get("UnivFD")(clip_model="ViT-B/32", image_size=32, pretrained_path=str(tmp_path / "fc_weights.pth"))
+    assert head.pretrained is False  # the official head alone leaves the encoder random
+    msgs = warnings_about_random_features(aigbench_log)
+    assert len(msgs) == 2 and "--clip_path" in msgs[0] and "UnivFD" in msgs[0]
+    # A whole UnivFD state dict holds the encoder: real weights, no warning.
+    whole = MODELS.get("UnivFD")(clip_model="ViT-B/32", image_size=32, pretrained_path=str(tmp_path / "univfd.pth"))
+    assert whole.pretrained is True and len(warnings_about_random_features(aigbench_log)) == 2
+
+
+def test_pretrained_attribute_of_every_model(tmp_path):
+    assert set(MODELS.list()) >= {"CNNSpot", "NPR", "DCTDetector", "PCALogReg", "TimmDetector", "UnivFD"}
+    assert MODELS.get("CNNSpot")().pretrained is False
+    torch.save({"model": torchvision.models.resnet50(num_classes=1).state_dict()}, tmp_path / "cnnspot.pth")
+    assert MODELS.get("CNNSpot")(pretrained_path=str(tmp_path / "cnnspot.pth")).pretrained is True
+    assert MODELS.get("NPR")().pretrained is False
+    torch.save(npr_official_state(), tmp_path / "NPR.pth")
+    assert MODELS.get("NPR")(pretrained_path=str(tmp_path / "NPR.pth")).pretrained is True
+    assert MODELS.get("DCTDetector")(image_size=8, width=4).pretrained is False
+    pca = MODELS.get("PCALogReg")(n_components=2, image_size=8)
+    assert pca.pretrained is False and "pretrained" not in pca.state_dict()  # a plain attribute
+
+
+def test_timm_openai_clip_backbone_is_built_with_quickgelu(aigbench_log):
+    from timm.layers import QuickGELU
+
+    from aigbench.model_zoo.timm_backbone import openai_clip_quickgelu_name
+
+    model = MODELS.get("TimmDetector")(backbone="vit_base_patch32_clip_224.openai", image_size=64)
+    assert all(isinstance(b.mlp.act, QuickGELU) for b in model.backbone.blocks)
+    infos = [r.getMessage() for r in aigbench_log.records if r.levelno == logging.INFO]
+    assert len(infos) == 1 and "vit_base_patch32_clip_quickgelu_224.openai" in infos[0]
+    assert (
+        openai_clip_quickgelu_name("vit_large_patch14_clip_336.openai") == "vit_large_patch14_clip_quickgelu_336.openai"
+    )
+    for unchanged in (
+        "vit_base_patch16_clip_224.laion2b",  # open_clip weights: GELU
+        "vit_base_patch16_clip_224.openai_ft_in1k",  # fine-tuned by timm with GELU
+        "vit_base_patch16_clip_quickgelu_224.openai",
+        "resnet50_clip.openai",
+        "vit_base_patch16_clip_224",
+    ):
+        assert openai_clip_quickgelu_name(unchanged) == unchanged
+
+
+def autocast_bf16():
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def test_dct_spectrum_stays_float32_under_autocast():
+    torch.manual_seed(0)
+    model = MODELS.get("DCTDetector")(image_size=16, width=4)
+    model.train()
+    model(torch.randn(8, 3, 16, 16), torch.zeros(8))  # running statistics for eval
+    model.eval()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        fp32 = model(x, torch.zeros(4))["visual_image"]["log_dct"]
+        with autocast_bf16():
+            mixed = model(x, torch.zeros(4))["visual_image"]["log_dct"]
+    assert torch.allclose(mixed.float(), fp32, atol=1e-6, rtol=0), (mixed.float() - fp32).abs().max()
+    assert mixed.dtype == torch.float32
+
+
+def test_pca_logreg_decision_stays_float32_under_autocast():
+    torch.manual_seed(0)
+    model = MODELS.get("PCALogReg")(n_components=8, image_size=8)
+    images, y = torch.rand(64, 3, 8, 8), (torch.arange(64) % 2).float()
+    model.train()
+    model(images + 0.3 * y[:, None, None, None], y)
+    model.eval()  # fits
+    x = torch.rand(16, 3, 8, 8) + 0.15  # halfway between the classes: probabilities away from 0 and 1
+    with torch.no_grad():
+        fp32 = model(x, torch.zeros(16))["pred_label"]
+        with autocast_bf16():
+            mixed = model(x, torch.zeros(16))["pred_label"]
+            logit = model.decision(x.flatten(1))
+    assert logit.dtype == torch.float32
+    assert torch.allclose(mixed, fp32, atol=1e-6, rtol=0), (mixed - fp32).abs().max()
+    assert 0.05 < fp32.min() and fp32.max() < 0.95
+
+
+def test_npr_residual_is_exact_under_autocast():
+    from aigbench.model_zoo.npr import npr_residual
+
+    model = MODELS.get("NPR")().eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad(), autocast_bf16():
+        npr = model(x, torch.zeros(2))["visual_image"]["npr"]
+    assert npr.dtype == torch.float32
+    assert torch.equal(npr, npr_residual(x).abs())
 
 
 def test_dct_matches_scipy_and_detector_standardizes():

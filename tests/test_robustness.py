@@ -1,6 +1,8 @@
 import csv
 import json
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -8,8 +10,11 @@ import torch
 from aigbench.datasets.dataset import ImageDataset, build_loader
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.dist import DistContext
+from aigbench.engine.loop import predict
+from aigbench.errors import ConfigError
 from aigbench.registry import PERTURBATIONS
 from aigbench.robustness.grid import build_grid, run_grid
+from aigbench.robustness.perturbations import Perturbation
 
 from conftest import cifake_subset
 from test_datasets import ConstantModel
@@ -60,10 +65,62 @@ def test_folders_and_bad_grid():
     assert PERTURBATIONS.get("blur")(2).folder == "blur/sigma_2"
     assert PERTURBATIONS.get("blur")(0.5).folder == "blur/sigma_0.5"
     assert PERTURBATIONS.get("jpeg")(75).folder == "jpeg/quality_75"
-    with pytest.raises(KeyError, match="Did you mean 'blur'"):
+    with pytest.raises(ConfigError, match="GRID in test_robust.py: 'blurr' .* Did you mean 'blur'"):
         build_grid({"blurr": [1]})
-    with pytest.raises(ValueError, match="sigma must be >= 0"):
+    with pytest.raises(ConfigError, match="'blur' strength -1: .*sigma must be >= 0"):
         build_grid({"blur": [-1]})
+    with pytest.raises(ConfigError, match="'noise' must list its strengths"):
+        build_grid({"noise": 5})
+
+
+class Scale(Perturbation):
+    """A perturbation registered the way the module docstring shows: no ``name`` attribute."""
+
+    param, unit, clean_strength = "scale", "resize factor", 1.0
+
+    def apply(self, img):
+        h, w = img.shape[:2]
+        small = cv2.resize(img, (max(1, int(w * self.strength)), max(1, int(h * self.strength))))
+        return cv2.resize(small, (w, h))
+
+
+def test_unnamed_perturbation_is_named_by_its_key_and_stays_inside_output_dir(tmp_path, monkeypatch):
+    PERTURBATIONS.register_module("scale_test", module=Scale, force=True)
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "list.json"
+    spec.write_text(json.dumps(cifake_subset("test", 4)))
+    ds = ImageDataset.from_path(str(spec), ImageTransform(32, False), name="sub")
+    loaders = {"sub": build_loader(ds, 8, train=False)}
+    rows = run_grid(ConstantModel(), loaders, {"scale_test": [1, 0.75]}, DistContext(torch.device("cpu")), "rob")
+    assert [r["perturbation"] for r in rows] == ["scale_test", "scale_test"]
+    assert (tmp_path / "rob" / "scale_test" / "scale_0.75" / "sub" / "metrics.json").is_file()
+    assert not Path("/scale_0.75").exists()
+    with open(tmp_path / "rob" / "robustness.csv") as f:
+        assert [r["perturbation"] for r in csv.DictReader(f)] == ["scale_test", "scale_test"]
+    # a name that would leave the output folder is refused before anything runs
+    for bad in ("../escape", "a/b", ".."):
+        PERTURBATIONS.register_module(bad, module=Scale, force=True)
+        with pytest.raises(ConfigError, match="cannot name a folder"):
+            run_grid(ConstantModel(), loaders, {bad: [0.5]}, DistContext(torch.device("cpu")), tmp_path / "rob2")
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "rob2").exists()
+
+
+def test_grid_points_are_views_and_shared_loaders_never_change(tmp_path):
+    spec = tmp_path / "list.json"
+    spec.write_text(json.dumps(cifake_subset("test", 10)))
+    transform = ImageTransform(32, False)
+    ds = ImageDataset.from_path(str(spec), transform, name="sub")
+    loader = build_loader(ds, 8, train=False, num_workers=2)
+    before = predict(ConstantModel(), loader, DistContext(torch.device("cpu"))).score
+    rows = run_grid(
+        ConstantModel(), {"sub": loader}, {"noise": [0, 30]}, DistContext(torch.device("cpu")), tmp_path / "rob"
+    )
+    assert rows[1]["accuracy"] is not None
+    assert loader.dataset is ds and ds.transform is transform and transform.perturbation is None
+    after = predict(ConstantModel(), loader, DistContext(torch.device("cpu"))).score
+    assert np.array_equal(before, after)
+    view = transform.with_perturbation(PERTURBATIONS.get("noise")(30), "after_resize")
+    assert view is not transform and view.perturbation is not None and transform.perturbation is None
 
 
 def test_grid_writes_results_and_shares_clean_point(tmp_path):

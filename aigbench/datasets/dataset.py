@@ -11,17 +11,33 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
 from aigbench.datasets.layouts import DatasetError, Sample, load_samples
-from aigbench.datasets.transforms import ImageTransform, Normalizer, decode_image
+from aigbench.datasets.transforms import ImageTransform, Normalizer
+from aigbench.imageops import decode_image
+
+# A training batch replaces an undecodable file by the next decodable one, up to this many tries.
+MAX_SUBSTITUTE_TRIES = 16
 
 
 class ImageDataset(Dataset):
-    """Yields ``{"image", "label", "path", "generator", "index"}``; an undecodable file yields
-    ``{"skipped": path, "index"}`` so that the loop can warn once with its name."""
+    """Yields ``{"image", "label", "path", "generator", "index"}``.
 
-    def __init__(self, samples: Sequence[Sample], transform: ImageTransform, name: str = "") -> None:
+    An undecodable file yields ``{"skipped": path, "index"}`` so that the loop can warn once
+    with its name and count it. With ``substitute=True`` (training) it yields the next
+    decodable sample instead, still marked ``"skipped"``: every batch keeps its size, so
+    no process of a distributed run skips a step that the others take (which would hang DDP).
+    """
+
+    def __init__(
+        self, samples: Sequence[Sample], transform: ImageTransform, name: str = "", substitute: bool = False
+    ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.name = name
+        self.substitute = substitute
+
+    def view(self, transform: ImageTransform) -> ImageDataset:
+        """The same samples through another transform (a robustness point); ``self`` is unchanged."""
+        return ImageDataset(self.samples, transform, self.name, self.substitute)
 
     @classmethod
     def from_path(
@@ -35,8 +51,22 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = self.samples[index]
         img = decode_image(s.path)
-        if img is None:
-            return {"skipped": s.path, "index": index}
+        if img is not None:
+            return self._item(index, img)
+        if self.substitute:
+            for k in range(1, min(MAX_SUBSTITUTE_TRIES, len(self.samples))):
+                j = (index + k) % len(self.samples)
+                other = decode_image(self.samples[j].path)
+                if other is not None:
+                    return {**self._item(j, other), "skipped": s.path}
+            raise DatasetError(
+                f"{self.name or 'training data'}: {s.path} and the {MAX_SUBSTITUTE_TRIES - 1} files after it "
+                "are all undecodable; check the dataset (bench data check)"
+            )
+        return {"skipped": s.path, "index": index}
+
+    def _item(self, index: int, img: np.ndarray) -> dict[str, Any]:
+        s = self.samples[index]
         return {
             "image": self.transform.prepare(img),  # uint8 HxWx3; normalized per batch by Collate
             "label": float(s.label),
@@ -54,7 +84,7 @@ class Collate:
         self.normalizer = normalizer
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        good = [it for it in items if "skipped" not in it]
+        good = [it for it in items if "image" in it]
         batch: dict[str, Any] = {"skipped": [it["skipped"] for it in items if "skipped" in it]}
         if good:
             shapes = {it["image"].shape for it in good}
@@ -68,6 +98,18 @@ class Collate:
             batch["path"] = [it["path"] for it in good]
             batch["generator"] = [it["generator"] for it in good]
         return batch
+
+
+def check_skipped(name: str, n_skipped: int, n_total: int, max_ratio: float) -> None:
+    """Stop when more than ``max_ratio`` of a dataset is undecodable, or when nothing is left."""
+    if n_total and n_skipped >= n_total:
+        raise DatasetError(f"{name}: none of its {n_total} image(s) could be decoded; check the files and --data_path")
+    if n_total and n_skipped > max_ratio * n_total:
+        raise DatasetError(
+            f"{name}: {n_skipped} of {n_total} image(s) ({100 * n_skipped / n_total:.1f} %) are undecodable, "
+            f"more than --max_skip_ratio {max_ratio:g}; fix or remove them (their names are in the warnings above), "
+            "or raise --max_skip_ratio"
+        )
 
 
 class _SeedWorker:
@@ -114,6 +156,29 @@ def build_loader(
         drop_last=train if drop_last is None else drop_last,
         worker_init_fn=_SeedWorker(dataset) if num_workers > 0 else None,
         persistent_workers=False,
+    )
+
+
+def evaluation_view(loader: DataLoader, transform: ImageTransform) -> DataLoader:
+    """A loader like the evaluation ``loader`` (batch size, workers, process sharding) over the
+    same samples through ``transform``; ``loader`` and its dataset are unchanged."""
+    dataset = loader.dataset.view(transform)
+    old = loader.sampler
+    if isinstance(old, DistributedSampler):
+        sampler: Any = DistributedSampler(
+            dataset, num_replicas=old.num_replicas, rank=old.rank, shuffle=False, drop_last=False
+        )
+    else:
+        sampler = SequentialSampler(dataset)
+    return DataLoader(
+        dataset,
+        batch_size=loader.batch_size,
+        sampler=sampler,
+        num_workers=loader.num_workers,
+        collate_fn=Collate(transform.normalizer),
+        pin_memory=loader.pin_memory,
+        drop_last=False,
+        worker_init_fn=loader.worker_init_fn,
     )
 
 

@@ -1,48 +1,64 @@
 """Albumentations/OpenCV transforms: decode → [perturb] → resize/crop → [perturb] → normalize.
 
-Images are RGB uint8 ``HxWx3`` numpy arrays until :func:`to_tensor`.
+Images are RGB uint8 ``HxWx3`` numpy arrays until :class:`Normalizer`. Every downscale is
+antialiased (``INTER_AREA``, as torchvision's ``Resize(antialias=True)`` and Pillow do); the
+declared interpolation is used when enlarging. A transform is never changed after it is
+built: :meth:`ImageTransform.with_perturbation` returns a new one (a *view*), so loaders
+and their persistent workers never see a shared object change under them.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable, Literal, Optional, Sequence
 
 import cv2
 import numpy as np
 import torch
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from aigbench.datasets.preprocess import IMAGENET_MEAN, IMAGENET_STD, RESIZE_MODES, Preprocess
+from aigbench.imageops import decode_image  # noqa: F401  (re-exported: the dataset decodes through it)
 
-ResizeMode = Literal["resize", "crop", "none"]
-
-
-def decode_image(path: str) -> Optional[np.ndarray]:
-    """RGB uint8 array of ``path``, or None when it cannot be read or decoded."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
-        return None
-    if data.size == 0:
-        return None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if img is None:
-        return None
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+ResizeMode = Literal["resize", "crop", "resize_crop", "none"]
+PerturbStage = Literal["before_resize", "after_resize"]
+INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
 
 
-def build_geometric(image_size: int, train: bool, resize_mode: ResizeMode = "resize", hflip: bool = True) -> Any:
+def build_geometric(
+    image_size: int,
+    train: bool,
+    resize_mode: str = "resize",
+    hflip: bool = True,
+    interpolation: str = "bilinear",
+    crop_pct: float = 1.0,
+) -> Any:
     """Resize or crop to ``image_size`` (random crop and flip when training)."""
     import albumentations as A
 
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+    interp = INTERPOLATIONS[interpolation]
+    area = None if interpolation == "nearest" else "image"  # antialiased downscaling
+    crop = A.RandomCrop(image_size, image_size) if train else A.CenterCrop(image_size, image_size)
+    pad = A.PadIfNeeded(image_size, image_size, border_mode=cv2.BORDER_REFLECT_101)
     ops: list[Any] = []
     if resize_mode == "resize":
-        ops.append(A.Resize(image_size, image_size, interpolation=cv2.INTER_LINEAR))
+        ops.append(A.Resize(image_size, image_size, interpolation=interp, area_for_downscale=area))
     elif resize_mode == "crop":
-        ops.append(A.PadIfNeeded(image_size, image_size, border_mode=cv2.BORDER_REFLECT_101))
-        ops.append(A.RandomCrop(image_size, image_size) if train else A.CenterCrop(image_size, image_size))
+        ops += [pad, crop]
+    elif resize_mode == "resize_crop":
+        if not 0 < crop_pct <= 1:
+            raise ValueError(f"--crop_pct must be in (0, 1], got {crop_pct}")
+        short = int(round(image_size / crop_pct))
+        ops += [A.SmallestMaxSize(max_size=short, interpolation=interp, area_for_downscale=area), pad, crop]
     elif resize_mode != "none":
-        raise ValueError(f"--resize_mode must be resize, crop or none, got {resize_mode!r}")
+        raise ValueError(f"--resize_mode must be one of {', '.join(RESIZE_MODES)}, got {resize_mode!r}")
     if train and hflip:
         ops.append(A.HorizontalFlip(p=0.5))
     return A.Compose(ops) if ops else None
@@ -84,26 +100,51 @@ class ImageTransform:
         self,
         image_size: int,
         train: bool,
-        resize_mode: ResizeMode = "resize",
+        resize_mode: str = "resize",
         normalizer: Optional[Normalizer] = None,
         augment: Optional[Callable[[np.ndarray], np.ndarray]] = None,
         hflip: bool = True,
+        interpolation: str = "bilinear",
+        crop_pct: float = 1.0,
     ) -> None:
-        self.geometric = build_geometric(image_size, train, resize_mode, hflip)
+        self.geometric = build_geometric(image_size, train, resize_mode, hflip, interpolation, crop_pct)
         self.normalizer = normalizer or Normalizer()
         self.augment = augment
         self.perturbation: Optional[Callable[[np.ndarray], np.ndarray]] = None
-        self.perturb_stage: Literal["before_resize", "after_resize"] = "before_resize"
+        self.perturb_stage: PerturbStage = "before_resize"
 
-    def set_perturbation(
+    @classmethod
+    def from_preprocess(
+        cls,
+        cfg: Preprocess,
+        train: bool,
+        augment: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+        hflip: bool = True,
+    ) -> ImageTransform:
+        return cls(
+            cfg.input_size,
+            train,
+            cfg.resize_mode,
+            Normalizer(cfg.mean, cfg.std),
+            augment,
+            hflip,
+            cfg.interpolation,
+            cfg.crop_pct,
+        )
+
+    def with_perturbation(
         self, perturbation: Optional[Callable[[np.ndarray], np.ndarray]], stage: str = "before_resize"
-    ) -> None:
+    ) -> ImageTransform:
+        """A new transform that applies ``perturbation`` at ``stage``; this one is unchanged."""
         if stage not in ("before_resize", "after_resize"):
             raise ValueError(f"perturbation stage must be before_resize or after_resize, got {stage!r}")
-        self.perturbation = perturbation
-        self.perturb_stage = stage  # type: ignore[assignment]
+        view = copy.copy(self)
+        view.perturbation = perturbation
+        view.perturb_stage = stage  # type: ignore[assignment]
+        return view
 
     def set_random_seed(self, seed: int) -> None:
+        """Seed the random augmentation (training transforms, once per epoch and worker)."""
         if self.geometric is not None and hasattr(self.geometric, "set_random_seed"):
             self.geometric.set_random_seed(seed)
         if self.augment is not None and hasattr(self.augment, "set_random_seed"):

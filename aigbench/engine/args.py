@@ -7,23 +7,46 @@ model's ``__init__`` parameters are added as flags and the full command line is 
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 from aigbench.datasets.layouts import DEMO_ALIAS
-from aigbench.flags import add_signature_flags
+from aigbench.datasets.preprocess import RESIZE_MODES, resolve_preprocess
+from aigbench.errors import ConfigError
+from aigbench.flags import add_signature_flags, kwargs_from_args
+
+DEFAULT_MODEL = "MyModel"
+# Flags that test.py / test_robust.py take from the run's config.json (with the model's own
+# flags) unless they are given on the command line.
+REBUILD_FLAGS = ("model", "image_size", "resize_mode", "interpolation", "crop_pct", "layout")
 
 
 def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g = parser.add_argument_group("common")
-    g.add_argument("--model", default="MyModel", help="registered model name (see `bench models`)")
+    g.add_argument("--model", default=None, help=f"registered model name (see `bench models`; default {DEFAULT_MODEL})")
     g.add_argument("--output_dir", default="output_dir", help="folder for checkpoints, logs and results")
-    g.add_argument("--image_size", type=int, default=32, help="side of the square model input, in pixels")
+    g.add_argument(
+        "--image_size",
+        type=int,
+        default=None,
+        help="side of the square model input, in pixels (default: the model's declared input size)",
+    )
     g.add_argument(
         "--resize_mode",
-        choices=["resize", "crop", "none"],
-        default="resize",
-        help="how images reach --image_size: resize, crop (random when training, center when testing) or none",
+        choices=list(RESIZE_MODES),
+        default=None,
+        help="how images reach --image_size: resize, crop (random when training, center when testing), "
+        "resize_crop (shorter side to image_size/crop_pct, then crop) or none (default: the model's)",
     )
+    g.add_argument(
+        "--interpolation",
+        choices=["nearest", "bilinear", "bicubic", "area", "lanczos"],
+        default=None,
+        help="interpolation when enlarging; shrinking is always antialiased (default: the model's)",
+    )
+    g.add_argument("--crop_pct", type=float, default=None, help="crop fraction of --resize_mode resize_crop")
     g.add_argument("--batch_size", type=int, default=64, help="images per process per step")
     g.add_argument(
         "--num_workers", type=int, default=0, help="DataLoader worker processes (0: load in the main process)"
@@ -33,7 +56,7 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--amp",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="mixed precision (float16) on CUDA; ignored on CPU",
+        help="mixed precision on CUDA: bfloat16 where the GPU supports it, else float16 with loss scaling; off on CPU",
     )
     g.add_argument("--layout", default="auto", help="dataset layout: auto, CIFAKE, ForenSynths, GenImage, JsonList")
     g.add_argument("--seed", type=int, default=42)
@@ -41,6 +64,17 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--pretrained_path",
         default="",
         help="weights the model starts from (its own loader for zoo models, else a strict state dict)",
+    )
+    g.add_argument(
+        "--max_skip_ratio",
+        type=float,
+        default=0.05,
+        help="stop when more than this fraction of a dataset is undecodable (0 allows none)",
+    )
+    g.add_argument(
+        "--no_progress",
+        action="store_true",
+        help="no progress bars (they are off anyway when output is not a terminal: one line per epoch)",
     )
     return parser
 
@@ -54,9 +88,28 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
         help=f"training data (its train/ folder when it has one); {DEMO_ALIAS} is the embedded demo",
     )
     g.add_argument(
+        "--val_data_path",
+        default="",
+        help="validation data that selects checkpoint-best.pth and the threshold (its val/ folder when it has one)",
+    )
+    g.add_argument(
+        "--val_split",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="hold out this fraction of the training data for validation, stratified by label and generator "
+        "and seeded (written to val_split.csv)",
+    )
+    g.add_argument(
         "--test_data_path",
         default=DEMO_ALIAS,
-        help="test data: a dataset path (its test/ folder when it has one) or a JSON {name: path} file",
+        help="test data, reported only, never used for selection: a dataset path (its test/ folder when it "
+        "has one) or a JSON {name: path} file",
+    )
+    g.add_argument(
+        "--allow_one_class",
+        action="store_true",
+        help="train even when the training data holds one class only (otherwise an error)",
     )
     g.add_argument("--epochs", type=int, default=10)
     g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of AdamW")
@@ -65,9 +118,7 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
     g.add_argument("--warmup_epochs", type=float, default=1.0)
     g.add_argument("--accum_iter", type=int, default=1, help="gradient accumulation steps per optimizer step")
     g.add_argument("--test_period", type=int, default=1, help="test every N epochs (and after the last)")
-    g.add_argument(
-        "--best_metric", default="accuracy", help="metric (averaged over test sets) that picks checkpoint-best.pth"
-    )
+    g.add_argument("--best_metric", default="accuracy", help="validation metric that picks checkpoint-best.pth")
     g.add_argument("--log_every", type=int, default=20, help="steps between TensorBoard training scalars")
     g.add_argument("--resume", default="", help="checkpoint to continue from ('auto': the latest in --output_dir)")
     a = parser.add_argument_group("training augmentation")
@@ -100,7 +151,10 @@ def test_parser(description: str = "Test checkpoints on several datasets") -> ar
     g = parser.add_argument_group("testing")
     g.add_argument("--test_data_json", default="test_datasets.json", help="JSON {name: path} of test datasets")
     g.add_argument(
-        "--checkpoint", default="", help="one checkpoint to test; by default every checkpoint-*.pth in --output_dir"
+        "--checkpoint",
+        default="",
+        help="best (default: checkpoint-best.pth, else the last epoch), last, an epoch number, all (every epoch: "
+        "choosing among them is selection on test), pretrained, a file name in --output_dir, or a path",
     )
     return parser
 
@@ -117,22 +171,62 @@ def robust_parser(description: str = "Sweep a checkpoint over perturbations") ->
     return parser
 
 
+def read_run_config(output_dir: str) -> dict[str, Any]:
+    """The run's ``config.json`` (written by train.py), or ``{}`` when there is none."""
+    path = Path(output_dir) / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e}); delete it or fix it") from None
+    return data if isinstance(data, dict) else {}
+
+
 def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the framework flags, then add the chosen model's flags and parse everything."""
+    """Parse the framework flags, then add the chosen model's flags and parse everything.
+
+    ``--help`` lists the model's flags too. A test or robustness parser (one with
+    ``--checkpoint``) takes the model and its flags from ``<output_dir>/config.json``;
+    flags given on the command line win. Then the model's preprocessing is resolved
+    (:func:`~aigbench.datasets.preprocess.resolve_preprocess`) into ``args``.
+    """
     from aigbench.registry import MODELS
 
-    known, _ = parser.parse_known_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    known, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
+    config = read_run_config(known.output_dir) if hasattr(known, "checkpoint") else {}
+    model_name = known.model or config.get("model") or DEFAULT_MODEL
     try:
-        model_cls = MODELS.get(known.model)
+        model_cls = MODELS.get(model_name)
     except KeyError as e:
         parser.error(f"--model: {e.args[0]}")
-    add_signature_flags(parser, model_cls, f"{known.model} parameters (from its __init__)")
+    parser.set_defaults(model=model_name)
+    names = add_signature_flags(parser, model_cls, f"{model_name} parameters (from its __init__)")
+    if config and config.get("model", model_name) == model_name:
+        parser.set_defaults(**{k: config[k] for k in (*names, *REBUILD_FLAGS) if k in config})
+        parser.set_defaults(rebuilt_from=str(Path(known.output_dir) / "config.json"))
     args = parser.parse_args(argv)
     from aigbench.metrics import METRIC_NAMES
 
     if hasattr(args, "best_metric") and args.best_metric not in METRIC_NAMES:
         parser.error(f"--best_metric must be one of {', '.join(METRIC_NAMES)}, got {args.best_metric!r}")
     for flag in ("batch_size", "epochs", "accum_iter", "test_period", "image_size"):
-        if hasattr(args, flag) and getattr(args, flag) < 1:
+        if getattr(args, flag, None) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if not 0.0 <= getattr(args, "val_split", 0.0) < 1.0:
+        parser.error(f"--val_split must be a fraction in [0, 1), got {args.val_split}")
+    if not 0.0 <= args.max_skip_ratio <= 1.0:
+        parser.error(f"--max_skip_ratio must be in [0, 1], got {args.max_skip_ratio}")
+    cfg = resolve_preprocess(
+        model_cls,
+        kwargs_from_args(model_cls, args),
+        image_size=args.image_size,
+        resize_mode=args.resize_mode,
+        interpolation=args.interpolation,
+        crop_pct=args.crop_pct,
+    )
+    args.image_size, args.resize_mode = cfg.input_size, cfg.resize_mode
+    args.interpolation, args.crop_pct = cfg.interpolation, cfg.crop_pct
+    args.preprocess = cfg.as_dict()
     return args

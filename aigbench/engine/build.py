@@ -1,25 +1,34 @@
-"""Builders the generated scripts call: model, data loaders, test-set maps."""
+"""Builders the generated scripts call: model, data loaders (train / validation / test), config."""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import inspect
 import json
+import logging
 import os
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from aigbench.datasets.augment import BlurJPEG
 from aigbench.datasets.dataset import ImageDataset, build_loader
-from aigbench.datasets.layouts import DEMO_ALIAS, DatasetError
-from aigbench.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, Normalizer
+from aigbench.datasets.layouts import DEMO_ALIAS, DatasetError, Sample, load_samples
+from aigbench.datasets.preprocess import Preprocess, resolve_preprocess
+from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.checkpoint import load_checkpoint, load_model_weights
 from aigbench.engine.dist import DistContext
+from aigbench.engine.loggers import atomic_open, safe_name
 from aigbench.flags import kwargs_from_args
 from aigbench.registry import MODELS
+
+log = logging.getLogger("aigbench")
 
 
 def model_class(args: argparse.Namespace) -> type:
@@ -45,30 +54,160 @@ def build_model(args: argparse.Namespace, ctx: DistContext, ddp: bool = True) ->
     return model
 
 
-def build_transform(args: argparse.Namespace, train: bool) -> ImageTransform:
-    """The model's own mean/std (class attributes ``input_mean``/``input_std``) or ImageNet's."""
+def model_info(model: torch.nn.Module) -> dict[str, Any]:
+    """What results should say about the model: ``pretrained`` where the model declares it
+    (a probe on random features says ``false``)."""
+    inner = model.module if hasattr(model, "module") else model
+    info: dict[str, Any] = {"model": type(inner).__name__}
+    if isinstance(getattr(inner, "pretrained", None), bool):
+        info["pretrained"] = inner.pretrained
+    return info
+
+
+def preprocess_of(args: argparse.Namespace) -> Preprocess:
+    """The model's declared preprocessing with the flags given on top (see ``datasets.preprocess``)."""
     cls = model_class(args)
-    if hasattr(cls, "normalization"):  # depends on the flags (e.g. the timm backbone's own mean/std)
-        mean, std = cls.normalization(kwargs_from_args(cls, args))
-    else:
-        mean, std = getattr(cls, "input_mean", IMAGENET_MEAN), getattr(cls, "input_std", IMAGENET_STD)
-    normalizer = Normalizer(mean, std)
-    augment = None
-    if train and (args.aug_blur_prob > 0 or args.aug_jpeg_prob > 0):
-        augment = BlurJPEG(args.aug_blur_prob, args.aug_jpeg_prob, args.aug_blur_sigma, args.aug_jpeg_quality)
-    return ImageTransform(
-        args.image_size, train, args.resize_mode, normalizer, augment, hflip=getattr(args, "hflip", True)
+    return resolve_preprocess(
+        cls,
+        kwargs_from_args(cls, args),
+        image_size=args.image_size,
+        resize_mode=args.resize_mode,
+        interpolation=getattr(args, "interpolation", None),
+        crop_pct=getattr(args, "crop_pct", None),
     )
 
 
-def build_train_loader(args: argparse.Namespace, ctx: DistContext) -> DataLoader:
-    dataset = ImageDataset.from_path(args.data_path, build_transform(args, True), split="train", layout=args.layout)
-    if len(dataset) < args.batch_size * ctx.world_size:
+def build_transform(args: argparse.Namespace, train: bool) -> ImageTransform:
+    """The transform of the model's preprocessing; training adds flips and ``--aug_*``."""
+    augment = None
+    if train and (args.aug_blur_prob > 0 or args.aug_jpeg_prob > 0):
+        augment = BlurJPEG(args.aug_blur_prob, args.aug_jpeg_prob, args.aug_blur_sigma, args.aug_jpeg_quality)
+    return ImageTransform.from_preprocess(preprocess_of(args), train, augment, hflip=getattr(args, "hflip", True))
+
+
+# ---- training and validation data ------------------------------------------------------------
+
+
+def split_train_val(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """A seeded split stratified by (label, generator): each group gives ``round(fraction * n)``
+    of its images (at least one when it has two or more) to validation."""
+    groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        groups[(s.label, s.generator)].append(i)
+    rng = np.random.default_rng(seed)
+    val_idx: set[int] = set()
+    for key in sorted(groups):
+        idx = np.array(groups[key])
+        n_val = int(round(fraction * len(idx)))
+        if len(idx) >= 2:
+            n_val = min(max(n_val, 1), len(idx) - 1)
+        val_idx.update(rng.permutation(idx)[:n_val].tolist())
+    train = [s for i, s in enumerate(samples) if i not in val_idx]
+    val = [s for i, s in enumerate(samples) if i in val_idx]
+    return train, val
+
+
+def write_split_csv(path: Path, train: Sequence[Sample], val: Sequence[Sample]) -> None:
+    """``val_split.csv``: path, label, generator, split; with the seed it reproduces the split."""
+    with atomic_open(path) as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "generator", "split"])
+        for part, rows in (("train", train), ("val", val)):
+            for s in rows:
+                w.writerow([s.path, s.label, s.generator, part])
+
+
+def check_two_classes(samples: Sequence[Sample], where: str, allow_one_class: bool) -> None:
+    labels = {s.label for s in samples}
+    if len(labels) < 2 and not allow_one_class:
+        only = "real" if labels == {0} else "fake"
         raise DatasetError(
-            f"{args.data_path}: {len(dataset)} training images is fewer than one batch "
+            f"{where}: every one of its {len(samples)} training images is {only}; a detector needs both classes "
+            "(a mistyped folder name such as FAKES/ lists nothing). Fix the data, or pass --allow_one_class"
+        )
+
+
+def warn_overlap(a: Sequence[Sample], b: Sequence[Sample], what: str) -> int:
+    """Warn when two sets share files (by resolved path); returns the count."""
+    shared = {os.path.realpath(s.path) for s in a} & {os.path.realpath(s.path) for s in b}
+    if shared:
+        log.warning("%s share %d file(s), e.g. %s", what, len(shared), sorted(shared)[0])
+    return len(shared)
+
+
+@dataclass
+class TrainData:
+    """The training loader and, when there is validation data, its loader."""
+
+    train: DataLoader
+    val: Optional[DataLoader]
+
+
+def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
+    """Training data (its ``train`` split) and validation data from ``--val_data_path`` (its
+    ``val`` split) or ``--val_split`` of the training data (written to ``val_split.csv``).
+
+    Without validation data nothing selects a best checkpoint: the run says so once.
+    """
+    samples = load_samples(args.data_path, "train", args.layout)
+    val_samples: list[Sample] = []
+    val_split = getattr(args, "val_split", 0.0)
+    if getattr(args, "val_data_path", ""):
+        if val_split:
+            raise DatasetError("give --val_data_path or --val_split, not both")
+        val_samples = load_samples(args.val_data_path, "val", args.layout)
+        warn_overlap(samples, val_samples, "the training and validation data")
+    elif val_split:
+        samples, val_samples = split_train_val(samples, val_split, args.seed)
+        if ctx.is_main:
+            write_split_csv(Path(args.output_dir) / "val_split.csv", samples, val_samples)
+        log.info(
+            "validation: %d of the training images (--val_split %g, stratified by label and generator, seed %d; "
+            "val_split.csv)",
+            len(val_samples),
+            val_split,
+            args.seed,
+        )
+    else:
+        log.info(
+            "no validation data (--val_data_path or --val_split): no best checkpoint is selected and the last "
+            "epoch is used; test sets are reported, never used for selection"
+        )
+    check_two_classes(samples, str(args.data_path), getattr(args, "allow_one_class", False))
+    train_ds = ImageDataset(samples, build_transform(args, True), "train", substitute=True)
+    if len(train_ds) < args.batch_size * ctx.world_size:
+        raise DatasetError(
+            f"{args.data_path}: {len(train_ds)} training images is fewer than one batch "
             f"(--batch_size {args.batch_size} x {ctx.world_size} process(es)); lower --batch_size"
         )
-    return build_loader(dataset, args.batch_size, True, args.num_workers, ctx.distributed, args.seed)
+    train = build_loader(train_ds, args.batch_size, True, args.num_workers, ctx.distributed, args.seed)
+    val = None
+    if val_samples:
+        val_ds = ImageDataset(val_samples, build_transform(args, False), "val")
+        val = build_loader(val_ds, args.batch_size, False, args.num_workers, ctx.distributed, args.seed)
+    return TrainData(train, val)
+
+
+def build_train_loader(args: argparse.Namespace, ctx: DistContext) -> DataLoader:
+    """The training loader alone (scripts rendered by earlier versions call this)."""
+    return build_train_data(args, ctx).train
+
+
+def check_overlaps(data: TrainData, test_loaders: dict[str, DataLoader]) -> None:
+    """Warn when a test set shares files with the training or validation data (a leak, or
+    selection on test)."""
+    train = data.train.dataset.samples
+    val = data.val.dataset.samples if data.val is not None else []
+    for name, loader in test_loaders.items():
+        test = loader.dataset.samples
+        warn_overlap(train, test, f"the training data and test set {name!r} (a leak: test numbers are inflated)")
+        if val:
+            warn_overlap(
+                val, test, f"the validation data and test set {name!r} (selecting on them is selection on test)"
+            )
+
+
+# ---- test data ---------------------------------------------------------------------------------
 
 
 def read_test_sets(spec: str) -> dict[str, str]:
@@ -88,6 +227,8 @@ def read_test_sets(spec: str) -> dict[str, str]:
             bad = [k for k, v in data.items() if not isinstance(v, str)]
             if bad:
                 raise DatasetError(f"{spec}: the path of {bad[0]!r} must be a string, got {data[bad[0]]!r}")
+            for name in data:
+                safe_name(name, f"{spec}: test set name")
             base = p.parent
             return {
                 k: v if v == DEMO_ALIAS or os.path.isabs(os.path.expanduser(v)) else str(base / v)
@@ -99,12 +240,12 @@ def read_test_sets(spec: str) -> dict[str, str]:
 
 
 def build_test_loaders(args: argparse.Namespace, ctx: DistContext, spec: Optional[str] = None) -> dict[str, DataLoader]:
-    """One evaluation loader per test set; every path is checked before any work starts."""
+    """One evaluation loader per test set (its ``test`` split, else ``val``); every path is
+    checked before any work starts."""
     sets = read_test_sets(spec or args.test_data_path)
     transform = build_transform(args, False)
     datasets = {
-        name: ImageDataset.from_path(path, transform, split="test", layout=args.layout, name=name)
-        for name, path in sets.items()
+        name: ImageDataset(load_samples(path, "test", args.layout), transform, name) for name, path in sets.items()
     }
     return {
         name: build_loader(ds, args.batch_size, False, args.num_workers, ctx.distributed, args.seed)
@@ -116,7 +257,7 @@ def config_dict(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """The run configuration as plain JSON-able data."""
     from aigbench import __version__
 
-    cfg = {k: v for k, v in vars(args).items()}
+    cfg = {k: v for k, v in vars(args).items() if k != "rebuilt_from"}
     cfg.update(extra)
     cfg["aigbench_version"] = __version__
     return cfg

@@ -9,6 +9,7 @@ A checkpoint is a dict of tensors and plain Python data::
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -22,8 +23,12 @@ import torch
 from aigbench import __version__
 from aigbench.errors import AigbenchError
 
+log = logging.getLogger("aigbench")
+
 _EPOCH_RE = re.compile(r"^checkpoint-(\d+)\.pth$")
 PRETRAINED = "pretrained"  # --checkpoint value: test the weights given by --pretrained_path
+ALL = "all"  # --checkpoint value: every epoch (and best)
+BEST_NAME = "checkpoint-best.pth"
 
 
 class CheckpointError(AigbenchError, RuntimeError):
@@ -186,7 +191,16 @@ def resume(
         scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler") and scaler.is_enabled():
         scaler.load_state_dict(state["scaler"])
-    return ResumeState(int(state["epoch"]) + 1, int(state.get("global_step", 0)), state.get("best") or {})
+    epoch = int(state["epoch"])
+    best = dict(state.get("best") or {})
+    # An epoch checkpoint is saved before its validation; checkpoint-best.pth after it.
+    best_file = Path(output_dir) / BEST_NAME
+    if best_file.is_file():
+        recorded = load_checkpoint(best_file).get("best") or {}
+        if recorded.get("epoch") is not None and int(recorded["epoch"]) <= epoch:
+            best = dict(recorded)
+    log.info("resuming from %s: epoch %d done, continuing at epoch %d", resume_from, epoch, epoch + 1)
+    return ResumeState(epoch + 1, int(state.get("global_step", 0)), best)
 
 
 def load_weights_into(model: torch.nn.Module, path: Union[str, os.PathLike]) -> int:
@@ -201,35 +215,70 @@ def load_weights_into(model: torch.nn.Module, path: Union[str, os.PathLike]) -> 
     return int(state.get("epoch", -1)) if isinstance(state.get("epoch", -1), int) else -1
 
 
-def checkpoints_to_test(output_dir: Union[str, os.PathLike], checkpoint: str = "") -> list[Path]:
-    """``[checkpoint]`` when given, else every epoch checkpoint plus ``checkpoint-best.pth``."""
-    if checkpoint == PRETRAINED:
+def resolve_checkpoints(output_dir: Union[str, os.PathLike], checkpoint: str = "") -> list[Path]:
+    """The checkpoint(s) that ``--checkpoint`` names.
+
+    * ``""`` or ``best``: ``checkpoint-best.pth`` (selected on validation), else the last epoch;
+    * ``last``: the last epoch; ``N``: ``checkpoint-N.pth``;
+    * ``all``: every epoch and ``checkpoint-best.pth`` (picking one from test numbers is
+      selection on test: the summary says so);
+    * ``pretrained``: the weights the model was built with (``--pretrained_path``);
+    * a file name inside ``output_dir``, or a path.
+    """
+    out = Path(output_dir)
+    spec = str(checkpoint).strip()
+    if spec == PRETRAINED:
         return [Path(PRETRAINED)]
-    if checkpoint:
-        p = Path(checkpoint)
+    epochs = list_epoch_checkpoints(out)
+    best = out / BEST_NAME
+    if spec in ("", "best", "last", ALL):
+        if spec == ALL:
+            found = epochs + ([best] if best.is_file() else [])
+        elif spec != "last" and best.is_file():
+            found = [best]
+        else:
+            found = epochs[-1:]
+            if spec == "best":
+                log.info("no %s in %s (no validation data): testing the last epoch", BEST_NAME, out)
+        if not found:
+            raise CheckpointError(
+                f"no checkpoint-*.pth in {str(out)!r}; train first (sh train_mymodel.sh), or pass --output_dir of "
+                "a run or --checkpoint PATH"
+            )
+        return found
+    if spec.isdigit():
+        p = out / f"checkpoint-{int(spec)}.pth"
         if not p.is_file():
-            raise CheckpointError(f"--checkpoint {checkpoint!r} does not exist")
+            have = ", ".join(str(_EPOCH_RE.match(q.name).group(1)) for q in epochs) or "none"
+            raise CheckpointError(f"--checkpoint {spec}: {p} does not exist (epochs saved: {have})")
         return [p]
-    found = list_epoch_checkpoints(output_dir)
-    best = Path(output_dir) / "checkpoint-best.pth"
-    if best.is_file():
-        found.append(best)
-    if not found:
-        raise CheckpointError(
-            f"no checkpoint-*.pth in {str(output_dir)!r}; train first (sh train_mymodel.sh) or pass --checkpoint"
-        )
-    return found
+    for p in (out / spec, Path(spec).expanduser()):
+        if p.is_file():
+            return [p]
+    raise CheckpointError(
+        f"--checkpoint {spec!r} is neither best, last, all, pretrained, an epoch number, a file in "
+        f"{str(out)!r} nor an existing path"
+    )
+
+
+def checkpoints_to_test(output_dir: Union[str, os.PathLike], checkpoint: str = "") -> list[Path]:
+    """Alias of :func:`resolve_checkpoints` (kept for scripts rendered by earlier versions)."""
+    return resolve_checkpoints(output_dir, checkpoint)
 
 
 def pick_checkpoint(output_dir: Union[str, os.PathLike], checkpoint: str = "") -> Path:
-    """``checkpoint`` when given, else ``checkpoint-best.pth``, else the latest epoch."""
-    found = checkpoints_to_test(output_dir, checkpoint)
-    return found[-1]
+    """One checkpoint: ``--checkpoint`` when given, else best, else the last epoch."""
+    found = resolve_checkpoints(output_dir, checkpoint)
+    if len(found) > 1:
+        raise CheckpointError("--checkpoint all tests several checkpoints; this command takes one")
+    return found[0]
 
 
-def improve_best(best: dict[str, Any], metric: str, value: float, epoch: int) -> bool:
-    """Record ``value`` in ``best`` when it beats the best so far (NaN never does)."""
+def improve_best(best: dict[str, Any], metric: str, value: float, epoch: int, **info: Any) -> bool:
+    """Record ``value`` (and ``info``, e.g. the validation threshold) in ``best`` when it beats
+    the best so far (NaN never does)."""
     if math.isnan(value) or (best.get("value") is not None and value <= best["value"]):
         return False
-    best.update({"metric": metric, "value": float(value), "epoch": int(epoch)})
+    best.clear()
+    best.update({"metric": metric, "value": float(value), "epoch": int(epoch), **info})
     return True

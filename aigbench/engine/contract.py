@@ -4,7 +4,7 @@
 
     {
         "backward_loss": Tensor[]          scalar loss that training backpropagates
-        "pred_label":    Tensor[B]         probability that each image is fake (real=0, fake=1)
+        "pred_label":    Tensor[B]         probability that each image is fake (real=0, fake=1), float32
         "visual_loss":   {name: scalar}    numbers plotted as curves (may be empty)
         "visual_image":  {name: Tensor}    images shown in TensorBoard, [B,C,H,W] or [C,H,W]
     }
@@ -69,6 +69,11 @@ def validate_output(output: Any, batch_size: int, model_name: str = "model") -> 
         )
     if not torch.is_floating_point(pred):
         raise OutputContractError(f"{where}['pred_label'] must be a float tensor of probabilities, got {pred.dtype}")
+    if pred.dtype in (torch.float16, torch.bfloat16):
+        raise OutputContractError(
+            f"{where}['pred_label'] is {pred.dtype}; compute it in float32, e.g. torch.sigmoid(logit.float()): "
+            "under autocast every logit above ~8.3 rounds to exactly 1.0 in float16, and the ties lower AUROC and AP"
+        )
     with torch.no_grad():
         finite = pred[torch.isfinite(pred)]
         if finite.numel() and (finite.min() < 0 or finite.max() > 1):

@@ -85,6 +85,15 @@ def all_reduce_mean(values: dict[str, float], device: torch.device) -> dict[str,
     return dict(zip(keys, t.tolist()))
 
 
+def broadcast_buffers(model: torch.nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s buffers (BatchNorm running statistics) to every rank, so that every
+    rank evaluates the model that rank ``src`` saves. A no-op on one process."""
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    for buf in model.buffers():
+        torch_dist.broadcast(buf, src)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

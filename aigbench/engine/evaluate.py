@@ -12,34 +12,83 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from aigbench.datasets.dataset import check_skipped
+from aigbench.engine.amp import AmpPolicy
 from aigbench.engine.dist import DistContext
-from aigbench.engine.loggers import RunLogger, atomic_open, labelled_grid, write_json
+from aigbench.engine.loggers import RunLogger, atomic_open, fmt_metric, labelled_grid, write_json
 from aigbench.engine.loop import Predictions, predict
-from aigbench.metrics import compute_metrics, per_generator_metrics
+from aigbench.metrics import (
+    PAIRINGS,
+    THRESHOLD_RULE,
+    compute_metrics,
+    generator_breakdown,
+    one_class_note,
+    youden_threshold,
+)
 
 log = logging.getLogger("aigbench")
 
+DEFAULT_MAX_SKIP_RATIO = 0.05
 
-def score_predictions(preds: Predictions, loader: DataLoader, threshold: float = 0.5) -> dict[str, Any]:
-    """Metrics and per-generator breakdown of gathered predictions."""
+
+def score_predictions(
+    preds: Predictions,
+    loader: DataLoader,
+    threshold: float = 0.5,
+    val_threshold: Optional[Mapping[str, Any]] = None,
+    calibrate: bool = False,
+) -> dict[str, Any]:
+    """Metrics, the per-generator breakdown (with its pairing of reals) and the summary rows.
+
+    ``val_threshold`` (``{"threshold", "rule", "source"}``, calibrated on validation) adds the
+    threshold-based metrics at that threshold under ``at_val_threshold``. ``calibrate`` (on
+    validation data only) adds ``calibrated_threshold``, chosen by :data:`THRESHOLD_RULE`.
+    """
     samples = loader.dataset.samples
     generators = [samples[i].generator for i in preds.index]
-    return {
-        "metrics": compute_metrics(preds.label, preds.score, threshold),
-        "per_generator": per_generator_metrics(preds.label, preds.score, generators, threshold),
+    metrics = compute_metrics(preds.label, preds.score, threshold)
+    breakdown = generator_breakdown(preds.label, preds.score, generators, threshold)
+    pairings = sorted(set(breakdown["pairing"].values()))
+    result: dict[str, Any] = {
+        "metrics": metrics,
+        "per_generator": breakdown["per_generator"],
+        "generator_pairing": {
+            "mode": pairings[0] if len(pairings) == 1 else ("mixed" if pairings else None),
+            "per_generator": breakdown["pairing"],
+            "meaning": {k: PAIRINGS[k] for k in pairings},
+        },
+        "real_pools": breakdown["real_pools"],
+        "summary": breakdown["summary"],
+        "notes": [n for n in (one_class_note(metrics),) if n],
         "n_skipped": len(preds.skipped),
         "skipped": preds.skipped,
     }
+    if calibrate:
+        t = youden_threshold(preds.label, preds.score)
+        result["calibrated_threshold"] = (
+            None if t is None else {"threshold": t, "rule": THRESHOLD_RULE, "source": "validation"}
+        )
+    if val_threshold is not None:
+        at = compute_metrics(preds.label, preds.score, float(val_threshold["threshold"]))
+        keep = ("accuracy", "real_acc", "fake_acc", "balanced_acc", "f1", "threshold")
+        result["at_val_threshold"] = {**{k: at[k] for k in keep}, **{k: v for k, v in val_threshold.items()}}
+    return result
+
+
+def format_score(score: float) -> str:
+    """The shortest decimal that reads back as the same float32 score: metrics recomputed from
+    ``predictions.csv`` equal those in ``metrics.json`` (same ranking, same side of any threshold)."""
+    return np.format_float_positional(np.float32(score), unique=True, trim="-")
 
 
 def write_predictions(path: Union[str, os.PathLike], preds: Predictions, loader: DataLoader) -> None:
-    """CSV with columns path, label, score, generator (one row per image)."""
+    """CSV with columns path, label, score, generator, category (one row per image)."""
     samples = loader.dataset.samples
     with atomic_open(path) as f:
         w = csv.writer(f)
-        w.writerow(["path", "label", "score", "generator"])
+        w.writerow(["path", "label", "score", "generator", "category"])
         for i, y, s in zip(preds.index, preds.label, preds.score):
-            w.writerow([samples[i].path, int(y), f"{float(s):.6g}", samples[i].generator])
+            w.writerow([samples[i].path, int(y), format_score(s), samples[i].generator, samples[i].category])
 
 
 def evaluate_datasets(
@@ -49,20 +98,27 @@ def evaluate_datasets(
     results_dir: Optional[Union[str, os.PathLike]] = None,
     logger: Optional[RunLogger] = None,
     step: int = 0,
-    amp: bool = False,
+    amp: Union[bool, AmpPolicy] = False,
     extra: Optional[Mapping[str, Any]] = None,
     log_images: bool = True,
+    prefix: str = "test",
+    max_skip_ratio: float = DEFAULT_MAX_SKIP_RATIO,
+    show_progress: bool = True,
+    val_threshold: Optional[Mapping[str, Any]] = None,
+    calibrate: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate on every loader; returns ``{dataset: {"metrics", "per_generator", ...}}``.
 
     With ``results_dir`` the main process writes ``<results_dir>/<dataset>/metrics.json`` and
-    ``predictions.csv``. With ``logger`` it logs ``test/<dataset>/<metric>`` scalars, the
-    model's ``visual_image`` tensors and a captioned grid of inputs.
+    ``predictions.csv``. With ``logger`` it logs ``<prefix>/<dataset>/<metric>`` scalars, the
+    model's ``visual_image`` tensors and a captioned grid of inputs. More than
+    ``max_skip_ratio`` undecodable images in a dataset (or none decodable) stops the run.
     """
     results = {}
     for name, loader in loaders.items():
-        preds = predict(model, loader, ctx, amp=amp, desc=f"test {name}")
-        result = score_predictions(preds, loader)
+        preds = predict(model, loader, ctx, amp=amp, desc=f"{prefix} {name}", show_progress=show_progress)
+        check_skipped(f"{prefix} dataset {name!r}", len(preds.skipped), len(loader.dataset), max_skip_ratio)
+        result = score_predictions(preds, loader, val_threshold=val_threshold, calibrate=calibrate)
         result = {"dataset": name, **dict(extra or {}), **result}
         results[name] = result
         if not ctx.is_main:
@@ -72,13 +128,14 @@ def evaluate_datasets(
             write_json(out / "metrics.json", result)
             write_predictions(out / "predictions.csv", preds, loader)
         if logger is not None:
-            logger.scalars(f"test/{name}", result["metrics"], step)
+            tag = f"{prefix}/{name}" if prefix == "test" else prefix
+            logger.scalars(tag, result["metrics"], step)
             for gen, m in result["per_generator"].items():
-                logger.scalars(f"test_per_generator/{name}/{gen}", m, step)
+                logger.scalars(f"{prefix}_per_generator/{name}/{gen}", m, step)
             if log_images and preds.first_batch is not None:
-                log_batch_images(logger, f"test/{name}", preds.first_batch, loader, step)
+                log_batch_images(logger, tag, preds.first_batch, loader, step)
         if preds.skipped:
-            log.warning("%s: skipped %d undecodable file(s)", name, len(preds.skipped))
+            log.warning("%s %s: skipped %d undecodable file(s)", prefix, name, len(preds.skipped))
     return results
 
 
@@ -99,11 +156,66 @@ def mean_metric(results: Mapping[str, Mapping[str, Any]], metric: str) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def log_results(checkpoint_name: str, results: Mapping[str, Mapping[str, Any]]) -> None:
-    """One terminal line per dataset with the headline metrics."""
+HEADLINE = ("accuracy", "balanced_acc", "auroc", "ap")
+
+
+def results_table(checkpoint_name: str, results: Mapping[str, Mapping[str, Any]]) -> str:
+    """The terminal table: one row per dataset, its generators (with their pairing), and the
+    field's summary rows (mean over generators, worst generator); undefined values read n/a."""
+    head = f"{'':<28}" + "".join(f"{m:>13}" for m in HEADLINE) + f"{'n':>8}"
+    lines = [f"{checkpoint_name}", head, "-" * len(head)]
     for name, r in results.items():
         m = r["metrics"]
-        shown = " ".join(
-            f"{k} {m[k]:.4f}" for k in ("accuracy", "balanced_acc", "auroc", "ap", "f1") if m.get(k) == m.get(k)
-        )
-        log.info("%s | %s | %s (n=%d)", checkpoint_name, name, shown, m["n"])
+        lines.append(f"{name[:27]:<28}" + "".join(f"{fmt_metric(m.get(k)):>13}" for k in HEADLINE) + f"{m['n']:>8}")
+        pairing = r.get("generator_pairing", {}).get("per_generator", {})
+        for gen, gm in r.get("per_generator", {}).items():
+            mark = "*" if pairing.get(gen) == "pooled_reals" else ""
+            label = f"  {gen}{mark}"[:27]
+            lines.append(f"{label:<28}" + "".join(f"{fmt_metric(gm.get(k)):>13}" for k in HEADLINE) + f"{gm['n']:>8}")
+        summary = r.get("summary") or {}
+        if summary.get("n_generators"):
+            means = {k: summary.get(f"mean_{k}") for k in ("accuracy", "auroc", "ap")}
+            lines.append(
+                f"{'  mean over generators':<28}"
+                + "".join(f"{fmt_metric(means.get(k)):>13}" if k in means else f"{'':>13}" for k in HEADLINE)
+            )
+            worst = summary.get("worst_accuracy")
+            if worst:
+                lines.append(f"  worst generator by accuracy: {worst['generator']} ({fmt_metric(worst['value'])})")
+            if "pooled_reals" in pairing.values():
+                lines.append("  * fakes of this generator scored against all reals of the dataset (pooled reals)")
+        for note in r.get("notes", []):
+            lines.append(f"  note: {note}")
+        at = r.get("at_val_threshold")
+        if at:
+            lines.append(
+                f"  at the validation threshold {fmt_metric(at['threshold'])}: accuracy {fmt_metric(at['accuracy'])}"
+                f", real {fmt_metric(at['real_acc'])}, fake {fmt_metric(at['fake_acc'])}"
+            )
+    return "\n".join(lines)
+
+
+def log_results(checkpoint_name: str, results: Mapping[str, Mapping[str, Any]]) -> None:
+    """Print :func:`results_table` on the terminal."""
+    log.info("%s", results_table(checkpoint_name, results))
+
+
+def log_checkpoint_summary(tested: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
+    """With several checkpoints (``--checkpoint all``): one accuracy/AUROC row per checkpoint and
+    the warning that choosing among them by these numbers is selection on the test set."""
+    if len(tested) < 2:
+        return
+    names = sorted({d for results in tested.values() for d in results})
+    head = f"{'checkpoint':<26}" + "".join(f"{n[:20]:>22}" for n in names)
+    lines = ["accuracy / AUROC per checkpoint", head, "-" * len(head)]
+    for ckpt, results in tested.items():
+        cells = []
+        for n in names:
+            m = results.get(n, {}).get("metrics", {})
+            cells.append(f"{fmt_metric(m.get('accuracy'))} / {fmt_metric(m.get('auroc'))}".rjust(22))
+        lines.append(f"{ckpt[:25]:<26}" + "".join(cells))
+    lines.append(
+        "note: picking an epoch from these test numbers is selection on the test set; report "
+        "checkpoint-best.pth (selected on validation) or a fixed epoch"
+    )
+    log.warning("%s", "\n".join(lines))

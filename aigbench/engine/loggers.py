@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, TextIO, Union
 
@@ -13,18 +14,50 @@ import cv2
 import numpy as np
 import torch
 
+from aigbench.errors import ConfigError
+
+SIGNIFICANT_DIGITS = 6
+
+
+def clean_float(value: float) -> float:
+    """``value`` to ``SIGNIFICANT_DIGITS`` significant digits: ``0.6799999999999999`` → ``0.68``.
+
+    Metrics are ratios of counts or areas under curves; six significant digits hold more than
+    any test set of under a million images can resolve. Scores keep full precision elsewhere
+    (``predictions.csv``).
+    """
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+
 
 def to_jsonable(obj: Any) -> Any:
-    """NaN/inf → None, numpy/torch scalars → Python, so files are strict JSON."""
+    """NaN/inf → None, numpy/torch scalars → Python, floats without noise (:func:`clean_float`),
+    so files are strict, readable JSON."""
     if isinstance(obj, Mapping):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, (np.generic, torch.Tensor)):
         obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
+    if isinstance(obj, float):
+        return clean_float(obj) if math.isfinite(obj) else None
     return obj
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
+
+
+def safe_name(name: str, what: str) -> str:
+    """``name`` when it can be one folder name (letters, digits, ``_ . + = -``; no ``/`` or ``..``)."""
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+        raise ConfigError(f"{what}: {name!r} cannot name a folder; use letters, digits and _ . + = - (no '/', no '..')")
+    return name
+
+
+def inside(root: Union[str, os.PathLike], relative: str, what: str) -> Path:
+    """``root / relative`` after checking every part with :func:`safe_name`: never outside ``root``."""
+    for part in Path(relative).parts:
+        safe_name(part, what)
+    return Path(root) / relative
 
 
 @contextlib.contextmanager
@@ -130,19 +163,29 @@ def labelled_grid(
     return grid
 
 
+def fmt_metric(value: Any, spec: str = ".4f") -> str:
+    """A metric for the terminal: ``n/a`` when undefined (None or NaN), never ``nan``."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return format(value, spec)
+
+
 def log_epoch(record: Mapping[str, Any]) -> None:
-    """One readable terminal line per epoch: train loss/accuracy, then each test set."""
+    """One readable terminal line per epoch: train loss/accuracy, validation, then each test set."""
     import logging
 
     parts = [f"epoch {record.get('epoch')}"]
     if "train_loss" in record:
-        parts.append(f"train loss {record['train_loss']:.4f} acc {record.get('train_acc', float('nan')):.4f}")
-    tests: dict[str, dict[str, Any]] = {}
+        parts.append(f"train loss {record['train_loss']:.4f} acc {fmt_metric(record.get('train_acc'))}")
+    groups: dict[str, dict[str, Any]] = {}
     for k, v in record.items():
-        if k.startswith("test_"):
-            for metric in ("accuracy", "auroc", "ap"):
-                if k.endswith(f"_{metric}"):
-                    tests.setdefault(k[5 : -len(metric) - 1], {})[metric] = v
-    for name, m in tests.items():
-        parts.append(name + " " + " ".join(f"{k} {v:.4f}" if v is not None else f"{k} n/a" for k, v in m.items()))
+        for metric in ("accuracy", "auroc", "ap"):
+            if k.startswith("val_") and k == f"val_{metric}":
+                groups.setdefault("val", {})[metric] = v
+            elif k.startswith("test_") and k.endswith(f"_{metric}"):
+                groups.setdefault("test " + k[5 : -len(metric) - 1], {})[metric] = v
+    for name, m in groups.items():
+        parts.append(name + " " + " ".join(f"{k} {fmt_metric(v)}" for k, v in m.items()))
+    if record.get("selected"):
+        parts.append("-> checkpoint-best.pth")
     logging.getLogger("aigbench").info(" | ".join(parts))

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from aigbench.engine.contract import check_finite_loss, scalar_dict, validate_output
-from aigbench.engine.dist import DistContext, all_gather_objects, all_reduce_mean
+from aigbench.engine.amp import MAX_SKIPPED_STEPS, AmpPolicy, as_policy
+from aigbench.engine.checkpoint import unwrap
+from aigbench.engine.contract import NonFiniteLossError, check_finite_loss, scalar_dict, validate_output
+from aigbench.engine.dist import DistContext, all_gather_objects, all_reduce_mean, broadcast_buffers
 
 log = logging.getLogger("aigbench")
 
@@ -38,20 +41,19 @@ class SkipCounter:
         return len(self.paths)
 
 
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
 def _forward(
-    model: torch.nn.Module, batch: dict[str, Any], device: torch.device, amp: bool
+    model: torch.nn.Module, batch: dict[str, Any], device: torch.device, amp: AmpPolicy
 ) -> tuple[dict, torch.Tensor]:
     image = batch["image"].to(device, non_blocking=True)
     label = batch["label"].to(device, non_blocking=True)
-    with autocast(device, amp):
+    with amp.autocast():
         out = model(image, label, path=batch["path"], generator=batch["generator"], index=batch["index"])
     return out, label
+
+
+def progress(iterable: Any, desc: str, enabled: bool, **kwargs: Any) -> Any:
+    """A tqdm bar when ``enabled`` (a terminal, main process, no ``--no_progress``), else the iterable."""
+    return tqdm(iterable, desc=desc, dynamic_ncols=True, leave=False, **kwargs) if enabled else iterable
 
 
 def _model_name(model: torch.nn.Module) -> str:
@@ -63,7 +65,7 @@ def _model_name(model: torch.nn.Module) -> str:
 class EpochResult:
     stats: dict[str, float]
     global_step: int
-    skipped: SkipCounter = field(default_factory=SkipCounter)
+    skipped: list[str] = field(default_factory=list)  # undecodable files of every rank
     first_batch: Optional[dict[str, Any]] = None
 
 
@@ -77,21 +79,30 @@ def train_one_epoch(
     epoch: int,
     global_step: int = 0,
     accum_iter: int = 1,
-    amp: bool = False,
+    amp: Union[bool, AmpPolicy] = False,
     logger: Any = None,
     log_every: int = 20,
     validate: bool = True,
+    show_progress: bool = True,
 ) -> EpochResult:
     """One pass over ``loader``. Raises :class:`NonFiniteLossError` on a NaN/inf loss before
-    stepping, so the weights in memory are still those of the last good step."""
+    stepping, so the weights in memory are still those of the last good step.
+
+    With a float16 GradScaler, a non-finite loss is an overflow that the scaler skips (it
+    lowers its scale and the weights do not change); only :data:`MAX_SKIPPED_STEPS` of them
+    in a row stop the run.
+    """
+    amp = as_policy(amp, ctx.device)
+    scaling = scaler is not None and scaler.is_enabled()
     model.train()
     sums: dict[str, float] = defaultdict(float)
     count = 0
     skipped = SkipCounter()
     first_batch = None
+    nonfinite_streak = 0
     optimizer.zero_grad(set_to_none=True)
     n_steps = len(loader)
-    bar = tqdm(loader, desc=f"train epoch {epoch}", disable=not ctx.is_main, dynamic_ncols=True, leave=False)
+    bar = progress(loader, f"train epoch {epoch}", show_progress and ctx.is_main)
     start = time.perf_counter()
     for step, batch in enumerate(bar):
         skipped.add(batch["skipped"])
@@ -104,7 +115,17 @@ def train_one_epoch(
             if validate and first_batch is None:
                 validate_output(out, label.shape[0], _model_name(model))
             loss = out["backward_loss"]
-            check_finite_loss(loss, f"epoch {epoch}, step {step}", global_step)
+            if scaling and not math.isfinite(float(loss.detach())):
+                nonfinite_streak += 1
+                if nonfinite_streak > MAX_SKIPPED_STEPS:
+                    raise NonFiniteLossError(
+                        f"backward_loss was non-finite on {nonfinite_streak} float16 steps in a row (epoch {epoch}, "
+                        f"step {step}); the GradScaler cannot fix it. Lower --lr or run with --no-amp.",
+                        global_step,
+                    )
+            else:
+                nonfinite_streak = 0
+                check_finite_loss(loss, f"epoch {epoch}, step {step}", global_step)
             scaled = loss / accum_iter
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         if first_batch is None:
@@ -125,6 +146,8 @@ def train_one_epoch(
                 scheduler.step()
             global_step += 1
         b = label.shape[0]
+        if nonfinite_streak:  # a step the GradScaler skipped: nothing to average
+            continue
         values = {"loss": float(loss.detach())}
         values.update(scalar_dict(out["visual_loss"]))
         with torch.no_grad():
@@ -133,21 +156,28 @@ def train_one_epoch(
             sums[k] += v * b
         count += b
         if ctx.is_main:
-            bar.set_postfix(loss=f"{sums['loss'] / count:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{sums['loss'] / count:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
             if logger is not None and step % log_every == 0:
                 values["lr"] = optimizer.param_groups[0]["lr"]
                 logger.scalars("train_step", values, global_step)
-    bar.close()
+    if hasattr(bar, "close"):
+        bar.close()
     elapsed = time.perf_counter() - start
     stats = {k: v / max(count, 1) for k, v in sums.items()}
     stats = all_reduce_mean(stats, ctx.device)
-    if len(skipped):
-        log.warning("epoch %d: skipped %d undecodable training file(s)", epoch, len(skipped))
-    stats["skipped_files"] = float(len(skipped))
+    all_skipped = sorted({p for part in all_gather_objects(skipped.paths) for p in part})
+    if all_skipped:
+        log.warning(
+            "epoch %d: %d undecodable training file(s); each was replaced by the next decodable one",
+            epoch,
+            len(all_skipped),
+        )
+    stats["skipped_files"] = float(len(all_skipped))
     stats["epoch_time_s"] = elapsed
     stats["images_per_s"] = count * ctx.world_size / max(elapsed, 1e-9)
     stats["lr"] = optimizer.param_groups[0]["lr"]
-    return EpochResult(stats, global_step, skipped, first_batch)
+    return EpochResult(stats, global_step, all_skipped, first_batch)
 
 
 @dataclass
@@ -166,20 +196,27 @@ def predict(
     model: torch.nn.Module,
     loader: DataLoader,
     ctx: DistContext,
-    amp: bool = False,
+    amp: Union[bool, AmpPolicy] = False,
     desc: str = "test",
     validate: bool = True,
+    show_progress: bool = True,
 ) -> Predictions:
-    """Run the model over ``loader`` and gather scores from all ranks.
+    """Run the model over ``loader`` and gather scores (float32) from all ranks.
 
     A padded ``DistributedSampler`` repeats a few images on some ranks; gathering keeps the
-    first score of each dataset index, so every image counts exactly once.
+    first score of each dataset index, so every image counts exactly once. The model runs
+    unwrapped from DDP: evaluation has no gradients to synchronise, so a rank with fewer
+    batches (or an empty one) never waits on another. Rank 0's buffers are broadcast first,
+    so that every rank scores the model that rank 0 saves.
     """
+    amp = as_policy(amp, ctx.device)
+    model = unwrap(model)
+    broadcast_buffers(model)
     model.eval()
     idx_parts, label_parts, score_parts = [], [], []
     skipped = SkipCounter()
     first_batch = None
-    for batch in tqdm(loader, desc=desc, disable=not ctx.is_main, dynamic_ncols=True, leave=False):
+    for batch in progress(loader, desc, show_progress and ctx.is_main):
         skipped.add(batch["skipped"])
         if "image" not in batch:
             continue

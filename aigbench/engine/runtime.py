@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shlex
 import sys
 from typing import Callable
 
@@ -41,8 +43,34 @@ def start_run(args: argparse.Namespace) -> DistContext:
     ctx = init_distributed(args.device)
     setup_logging(ctx)
     seed_everything(args.seed + ctx.rank)
-    logging.getLogger("aigbench").info("device %s, %d process(es), model %s", ctx.device, ctx.world_size, args.model)
+    log = logging.getLogger("aigbench")
+    log.info("device %s, %d process(es), model %s", ctx.device, ctx.world_size, args.model)
+    if getattr(args, "rebuilt_from", None):
+        log.info("model flags from %s (flags on the command line win)", args.rebuilt_from)
     return ctx
+
+
+def show_progress(args: argparse.Namespace, ctx: DistContext) -> bool:
+    """Progress bars only for a person: main process, a terminal, and no ``--no_progress``.
+    Otherwise (a cluster job's log file) the scripts print one line per epoch or evaluation."""
+    return ctx.is_main and not getattr(args, "no_progress", False) and sys.stderr.isatty()
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command line that continues an interrupted training run (``--resume auto``)."""
+    args, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--resume":
+            skip = True
+            continue
+        if a.startswith("--resume="):
+            continue
+        args.append(a)
+    script = os.path.basename(sys.argv[0]) or "train.py"
+    return " ".join(shlex.quote(x) for x in ["python", script, *args, "--resume", "auto"])
 
 
 def finish_run(*loggers: object) -> None:
@@ -53,15 +81,25 @@ def finish_run(*loggers: object) -> None:
     cleanup_distributed()
 
 
-def run(main: Callable[[], object]) -> None:
+def run(main: Callable[[], object], resumable: bool = False) -> None:
     """Call a script's ``main``; input errors (bad path, key, flag, checkpoint) print as one
-    clear message and exit with status 2 instead of a traceback."""
+    clear message and exit with status 2 instead of a traceback. Ctrl-C stops cleanly
+    (checkpoints are written atomically, so the last one is intact); with ``resumable``
+    (train.py) it prints the command that continues the run."""
+    log = logging.getLogger("aigbench")
     try:
         main()
     except AigbenchError as e:
-        logging.getLogger("aigbench").error("error: %s", e)
+        log.error("error: %s", e)
         cleanup_distributed()
         sys.exit(2)
     except KeyboardInterrupt:
+        if resumable:
+            log.warning(
+                "interrupted: the checkpoints of finished epochs are kept. Continue with:\n  %s",
+                resume_command(sys.argv[1:]),
+            )
+        else:
+            log.warning("interrupted")
         cleanup_distributed()
         sys.exit(130)

@@ -1,5 +1,23 @@
 """Image-level metrics for real (0) vs fake (1) detection."""
 
-from aigbench.metrics.binary import METRIC_NAMES, compute_metrics, per_generator_metrics
+from aigbench.metrics.binary import (
+    METRIC_NAMES,
+    PAIRINGS,
+    THRESHOLD_RULE,
+    compute_metrics,
+    generator_breakdown,
+    one_class_note,
+    per_generator_metrics,
+    youden_threshold,
+)
 
-__all__ = ["METRIC_NAMES", "compute_metrics", "per_generator_metrics"]
+__all__ = [
+    "METRIC_NAMES",
+    "PAIRINGS",
+    "THRESHOLD_RULE",
+    "compute_metrics",
+    "generator_breakdown",
+    "one_class_note",
+    "per_generator_metrics",
+    "youden_threshold",
+]

@@ -74,11 +74,93 @@ def per_generator_metrics(
     generators: Sequence[Optional[str]],
     threshold: float = 0.5,
 ) -> dict[str, dict[str, Any]]:
-    """Metrics on each generator's subset; empty when the data names no generator."""
+    """Metrics of each generator (see :func:`generator_breakdown`); empty when the data names none."""
+    return generator_breakdown(labels, scores, generators, threshold)["per_generator"]
+
+
+PAIRINGS = {
+    "own_reals": "each generator's fakes against the reals of its own folder (ForenSynths, GenImage)",
+    "pooled_reals": "each generator's fakes against all the reals of the dataset (UnivFD diffusion_datasets, "
+    "Synthbuster, Community Forensics, reals tagged '')",
+}
+SUMMARY_METRICS = ("accuracy", "ap", "auroc")
+
+
+def generator_breakdown(
+    labels: Sequence[float],
+    scores: Sequence[float],
+    generators: Sequence[Optional[str]],
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Per-generator metrics, with the pairing of reals made explicit, and the field's summary rows.
+
+    * A generator whose images include reals is scored on its own images (``own_reals``).
+    * A generator with fakes only is scored on its fakes plus **every real image of the
+      dataset** (``pooled_reals``): real pools such as ``imagenet/0_real`` or reals tagged
+      ``""`` are shared by all generators. A pool of reals alone is listed under
+      ``real_pools`` with its real accuracy, not as a generator.
+    * ``summary``: the mean over generators of accuracy, AP and AUROC (UnivFD's and
+      AIGCDetectBenchmark's mAcc / mAP) and the worst generator for each.
+    """
     gens = np.asarray([g or "" for g in generators], dtype=object)
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    out: dict[str, Any] = {"per_generator": {}, "pairing": {}, "real_pools": {}, "summary": {}}
     names = sorted({g for g in gens if g})
     if not names:
-        return {}
-    y = np.asarray(labels, dtype=np.float64)
-    s = np.asarray(scores, dtype=np.float64)
-    return {g: compute_metrics(y[gens == g], s[gens == g], threshold) for g in names}
+        return out
+    reals = y == 0
+    for g in names:
+        mask = gens == g
+        n_fake = int((y[mask] == 1).sum())
+        if n_fake and (y[mask] == 0).any():
+            out["pairing"][g] = "own_reals"
+            out["per_generator"][g] = compute_metrics(y[mask], s[mask], threshold)
+        elif n_fake:
+            out["pairing"][g] = "pooled_reals"
+            sel = mask | reals
+            out["per_generator"][g] = compute_metrics(y[sel], s[sel], threshold)
+        else:
+            m = compute_metrics(y[mask], s[mask], threshold)
+            out["real_pools"][g] = {"real_acc": m["real_acc"], "n_real": m["n_real"]}
+    out["summary"] = summarize_generators(out["per_generator"])
+    return out
+
+
+def summarize_generators(per_generator: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean over generators and worst generator of each of ``SUMMARY_METRICS`` (NaN ignored)."""
+    summary: dict[str, Any] = {"n_generators": len(per_generator)}
+    for metric in SUMMARY_METRICS:
+        vals = {g: m[metric] for g, m in per_generator.items() if not math.isnan(m[metric])}
+        summary[f"mean_{metric}"] = float(np.mean(list(vals.values()))) if vals else math.nan
+        if vals:
+            worst = min(vals, key=lambda g: (vals[g], g))
+            summary[f"worst_{metric}"] = {"generator": worst, "value": vals[worst]}
+    return summary
+
+
+THRESHOLD_RULE = "Youden's J (max TPR - FPR, i.e. max balanced accuracy) on the validation scores"
+
+
+def youden_threshold(labels: Sequence[float], scores: Sequence[float]) -> Optional[float]:
+    """The score threshold (score >= t is fake) that maximises TPR - FPR, from scikit-learn's
+    ``roc_curve``; None when the scores hold one class only. Ties go to the higher threshold."""
+    from sklearn.metrics import roc_curve
+
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if not ((y == 0).any() and (y == 1).any()):
+        return None
+    fpr, tpr, thresholds = roc_curve(y, s)
+    finite = np.isfinite(thresholds)
+    j = np.where(finite, tpr - fpr, -np.inf)
+    return float(thresholds[int(np.argmax(j))])
+
+
+def one_class_note(metrics: dict[str, Any]) -> Optional[str]:
+    """A note when a set has one class: AUROC/AP are undefined and accuracy is one class's recall."""
+    if metrics["n"] and not metrics["n_real"]:
+        return "only fake images: AUROC and AP are undefined (n/a); accuracy is the recall of fakes"
+    if metrics["n"] and not metrics["n_fake"]:
+        return "only real images: AUROC and AP are undefined (n/a); accuracy is the recall of reals"
+    return None

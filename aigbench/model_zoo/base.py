@@ -1,8 +1,10 @@
-"""Shared pieces of the zoo: the single-logit output dict and weight-file reading."""
+"""Shared pieces of the zoo: the single-logit output dict, weight-file reading and float32 regions."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -13,13 +15,18 @@ from aigbench.engine.checkpoint import CheckpointError, load_checkpoint
 
 
 class BinaryDetector(nn.Module):
-    """Base class for zoo detectors that produce one logit per image (fake > 0)."""
+    """Base class for zoo detectors that produce one logit per image (fake > 0).
+
+    ``pretrained`` is True when real backbone weights were loaded from a file (``--pretrained_path``
+    or ``--clip_path``); each model sets it in its ``__init__``.
+    """
 
     paper: str = ""
 
     def __init__(self) -> None:
         super().__init__()
         self.loss_fn = nn.BCEWithLogitsLoss()
+        self.pretrained: bool = False
 
     def outputs(
         self, logit: torch.Tensor, label: torch.Tensor, visual_image: Optional[Mapping[str, torch.Tensor]] = None
@@ -33,6 +40,21 @@ class BinaryDetector(nn.Module):
             "visual_loss": {"bce": loss.detach()},
             "visual_image": dict(visual_image or {}),
         }
+
+
+@contextmanager
+def float32_region(device_type: str) -> Iterator[None]:
+    """Switch autocast off for a block, so that its matmuls run in float32 inside ``torch.autocast``.
+
+    Cast the block's inputs with ``.float()``: tensors that an autocast region already produced
+    may be float16/bfloat16. Devices without autocast (e.g. ``meta``) run the block unchanged.
+    """
+    available = getattr(torch.amp, "is_autocast_available", lambda d: d in ("cpu", "cuda"))
+    if not available(device_type):
+        yield
+        return
+    with torch.autocast(device_type, enabled=False):
+        yield
 
 
 def read_state_dict(path: Union[str, os.PathLike], flag: str = "--pretrained_path") -> dict[str, torch.Tensor]:
@@ -49,7 +71,10 @@ def read_state_dict(path: Union[str, os.PathLike], flag: str = "--pretrained_pat
 
         state: Any = load_file(str(p))
     else:
-        state = load_checkpoint(p)
+        try:
+            state = load_checkpoint(p)
+        except CheckpointError as e:
+            raise CheckpointError(f"{flag}: {e}") from None
     for key in ("model", "state_dict", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

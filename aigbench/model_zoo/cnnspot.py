@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from aigbench.datasets.preprocess import Preprocess
 from aigbench.engine.checkpoint import load_model_weights
 from aigbench.model_zoo.base import BinaryDetector, read_state_dict
 from aigbench.registry import MODELS
@@ -41,6 +42,8 @@ class CNNSpot(BinaryDetector):
     """ResNet-50 with a single logit, trained with blur+JPEG augmentation."""
 
     paper = "Wang et al., CNN-generated images are surprisingly easy to spot... for now, CVPR 2020"
+    # the official code: ImageNet normalization, random (train) / centre (test) 224 crops
+    preprocess = Preprocess(224, resize_mode="crop")
 
     def __init__(self, pretrained_path: str = "") -> None:
         super().__init__()
@@ -50,6 +53,7 @@ class CNNSpot(BinaryDetector):
         self.net = timm.create_model("resnet50", pretrained=False, num_classes=1)
         if pretrained_path:
             load_resnet_weights(self.net, pretrained_path)
+        self.pretrained = bool(pretrained_path)
 
     def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self.outputs(self.net(image).squeeze(1), label)

@@ -6,6 +6,9 @@ Each colour channel goes through an orthonormal 2-D DCT-II; the log-magnitude sp
 data (the paper standardizes with the training set's mean and std), then a small CNN (3x3
 convolutions) and a linear layer give one logit. Frank et al. also report a ridge-regression
 head on the same features; this follows their CNN variant.
+
+The DCT, the log and the standardization run in float32 even under mixed precision
+(``torch.autocast``): in float16/bfloat16 the small coefficients, and so their logarithms, are lost.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from aigbench.model_zoo.base import BinaryDetector
+from aigbench.model_zoo.base import BinaryDetector, float32_region
 from aigbench.registry import MODELS
 
 
@@ -54,7 +57,8 @@ class DCTDetector(BinaryDetector):
         self.head = nn.Linear(cin, 1)
 
     def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        spec = log_dct_spectrum(image.float(), self.dct, self.eps)
-        spec = self.standardize(spec.flatten(1)).view_as(spec)
+        with float32_region(image.device.type):
+            spec = log_dct_spectrum(image.float(), self.dct.float(), self.eps)
+            spec = self.standardize(spec.flatten(1)).view_as(spec)
         logit = self.head(self.cnn(spec)).squeeze(1)
         return self.outputs(logit, label, {"log_dct": spec[:8].detach().mean(1, keepdim=True)})

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aigbench.datasets.preprocess import Preprocess
 from aigbench.engine.checkpoint import load_model_weights
 from aigbench.errors import ConfigError
 from aigbench.model_zoo.base import BinaryDetector, read_state_dict
@@ -80,12 +81,15 @@ class NPR(BinaryDetector):
     """Neighbouring-pixel residuals into a truncated ResNet-50."""
 
     paper = "Tan et al., Rethinking the Up-Sampling Operations in CNN-based Generative Network..., CVPR 2024"
+    # the official code: ImageNet normalization, random (train) / centre (test) 224 crops
+    preprocess = Preprocess(224, resize_mode="crop")
 
     def __init__(self, pretrained_path: str = "") -> None:
         super().__init__()
         self.net = NPRResNet()
         if pretrained_path:
             load_model_weights(self.net, read_state_dict(pretrained_path), f"--pretrained_path {pretrained_path}")
+        self.pretrained = bool(pretrained_path)
 
     def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
         logit, npr = self.net(image)

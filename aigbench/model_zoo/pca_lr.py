@@ -9,6 +9,7 @@ during a training epoch ``forward`` collects the images; when the model is switc
 ``eval()`` (testing, at the end of the epoch) scikit-learn fits PCA and the logistic
 regression on everything collected, and the result is kept in buffers (so checkpoints
 hold it). Train it for one epoch without flips: ``--epochs 1 --no-hflip``. Single process only.
+The projection and the logit are computed in float32, also under mixed precision.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from aigbench.datasets.preprocess import Preprocess
 from aigbench.errors import ConfigError
-from aigbench.model_zoo.base import BinaryDetector
+from aigbench.model_zoo.base import BinaryDetector, float32_region
 from aigbench.registry import MODELS
 
 
@@ -28,8 +30,8 @@ class PCALogReg(BinaryDetector):
     """PCA on flattened pixels + logistic regression, fitted by scikit-learn."""
 
     paper = "Bird & Lotfi, CIFAKE: Image Classification and Explainable Identification..., IEEE Access 2024"
-    input_mean = (0.0, 0.0, 0.0)  # pixels scaled to [0, 1], as in the CIFAKE notebooks
-    input_std = (1.0, 1.0, 1.0)
+    # pixels scaled to [0, 1], as in the CIFAKE notebooks
+    preprocess = Preprocess(input_size=32, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
     def __init__(self, n_components: int = 100, C: float = 1.0, max_iter: int = 2000, image_size: int = 32) -> None:
         super().__init__()
@@ -48,8 +50,9 @@ class PCALogReg(BinaryDetector):
         self._labels: list[torch.Tensor] = []
 
     def decision(self, x: torch.Tensor) -> torch.Tensor:
-        """Logistic-regression logit of flattened images ``x [B, D]``."""
-        return ((x - self.mean) @ self.components.T) @ self.coef + self.intercept
+        """Logistic-regression logit of flattened images ``x [B, D]``, in float32 even under autocast."""
+        with float32_region(x.device.type):
+            return ((x.float() - self.mean) @ self.components.T) @ self.coef + self.intercept
 
     def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
         x = image.flatten(1).float()

@@ -3,30 +3,65 @@
 The two variants follow AI-GenBench (Pellegrini et al., 2025): *probe* keeps the backbone
 frozen, in ``eval()`` mode and without gradients, and trains only the linear head; *tune*
 trains everything.
+
+OpenAI's CLIP ViTs use QuickGELU (``x * sigmoid(1.702 x)``), timm's ``vit_*_clip_*`` models
+GELU. A backbone named with the ``openai`` tag (``vit_base_patch16_clip_224.openai``) is therefore
+built as timm's QuickGELU twin (``vit_base_patch16_clip_quickgelu_224.openai``), so that OpenAI's
+weights compute OpenAI's features.
+
+Nothing is downloaded: without ``--pretrained_path`` the backbone is random, and a ``probe`` run
+on it (logged as a warning) measures random features.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import logging
+from typing import Any, Literal, Optional
 
 import torch
 from torch import nn
 
+from aigbench.datasets.preprocess import Preprocess
 from aigbench.engine.checkpoint import load_model_weights
 from aigbench.model_zoo.base import BinaryDetector, read_state_dict
 from aigbench.registry import MODELS
 
 
-def timm_normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The mean/std of a timm model's pretrained configuration (ImageNet's when unknown)."""
+def timm_preprocess(backbone: str, image_size: Optional[int] = None) -> Preprocess:
+    """The preprocessing of a timm model's pretrained configuration (``pretrained_cfg``: input
+    size, mean, std, interpolation, crop percentage); ImageNet's defaults when timm has none."""
     from timm.models import get_pretrained_cfg
-
-    from aigbench.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     cfg = get_pretrained_cfg(backbone)
     if cfg is None:
-        return IMAGENET_MEAN, IMAGENET_STD
-    return tuple(cfg.mean), tuple(cfg.std)
+        return Preprocess(input_size=image_size or 224)
+    return Preprocess(
+        input_size=image_size or int(cfg.input_size[-1]),
+        mean=tuple(cfg.mean),
+        std=tuple(cfg.std),
+        interpolation=cfg.interpolation if cfg.interpolation in ("bilinear", "bicubic", "nearest") else "bilinear",
+        resize_mode="resize",
+        crop_pct=float(cfg.crop_pct or 1.0),
+    )
+
+
+def openai_clip_quickgelu_name(backbone: str) -> str:
+    """timm's QuickGELU twin of an OpenAI CLIP ViT (``vit_*_clip_*`` with tag ``openai``), else ``backbone``."""
+    import timm
+
+    arch, _, tag = backbone.partition(".")
+    if tag != "openai" or not arch.startswith("vit_") or "_clip_" not in arch or "_clip_quickgelu_" in arch:
+        return backbone
+    twin = arch.replace("_clip_", "_clip_quickgelu_", 1)
+    if not timm.is_model(twin):
+        logging.getLogger("aigbench").warning(
+            "--backbone %s: OpenAI CLIP uses QuickGELU but timm has no %s; building the GELU model, "
+            "whose features differ from OpenAI's",
+            backbone,
+            twin,
+        )
+        return backbone
+    return f"{twin}.{tag}"
 
 
 def create_backbone(backbone: str, image_size: int, pretrained_path: str = "", **kwargs: Any) -> nn.Module:
@@ -35,11 +70,18 @@ def create_backbone(backbone: str, image_size: int, pretrained_path: str = "", *
     ``pretrained_path`` is a local file in timm, torchvision or original (e.g. OpenAI CLIP)
     format: the timm model family's own checkpoint filter converts it, the classifier is
     dropped, and the load is strict (missing, unexpected or mis-shaped keys are an error).
+    An OpenAI CLIP ViT (tag ``openai``) is built with QuickGELU (:func:`openai_clip_quickgelu_name`).
     """
     import sys
 
     import timm
 
+    name = openai_clip_quickgelu_name(backbone)
+    if name != backbone:
+        logging.getLogger("aigbench").info(
+            "--backbone %s: OpenAI CLIP uses QuickGELU, building timm's %s", backbone, name
+        )
+    backbone = name
     extra: dict[str, Any] = dict(kwargs)
     if _takes_img_size(backbone):
         extra["img_size"] = image_size
@@ -79,14 +121,22 @@ class TimmDetector(BinaryDetector):
         super().__init__()
         self.mode = mode
         self.backbone = create_backbone(backbone, image_size, pretrained_path, drop_rate=drop_rate)
+        self.pretrained = bool(pretrained_path)
+        if mode == "probe" and not self.pretrained:
+            logging.getLogger("aigbench").warning(
+                "TimmDetector --mode probe without --pretrained_path probes RANDOM features of %s "
+                "(nothing is downloaded); pass --pretrained_path <weights file> to load real backbone weights",
+                backbone,
+            )
         self.head = nn.Linear(self.backbone.num_features, 1)
         if mode == "probe":
             self.backbone.requires_grad_(False)
             self.backbone.eval()
 
     @classmethod
-    def normalization(cls, kwargs: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        return timm_normalization(kwargs.get("backbone", "resnet50"))
+    def preprocess_cfg(cls, kwargs: dict[str, Any]) -> Preprocess:
+        """timm's ``pretrained_cfg`` of ``--backbone`` (mean, std, input size, interpolation, crop)."""
+        return timm_preprocess(kwargs.get("backbone") or "resnet50")
 
     def train(self, mode: bool = True) -> TimmDetector:
         super().train(mode)

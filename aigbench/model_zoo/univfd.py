@@ -3,60 +3,82 @@ Generative Models". CVPR 2023. Official code: github.com/WisconsinAIVision/Unive
 
 Frozen CLIP ViT-L/14 image features (``encode_image``: the class token after ``ln_post`` and
 the 1024 → 768 projection) and a trainable linear layer ``fc`` (768 → 1). The CLIP image
-encoder is built with timm (``vit_large_patch14_clip_224.openai``, whose ``head`` is CLIP's
-projection); nothing is downloaded.
+encoder is built with timm as OpenAI's architecture, QuickGELU activations included
+(``vit_large_patch14_clip_quickgelu_224.openai``, whose ``head`` is CLIP's projection; timm's
+``vit_large_patch14_clip_224`` uses GELU and computes other features from the same weights);
+nothing is downloaded.
 
 Weights, local files only:
 
-* ``--clip_path``: OpenAI's ``ViT-L-14.pt`` (a TorchScript archive, as ``clip.load`` uses), or
-  a CLIP state dict in OpenAI (``visual.conv1.weight``, ``visual.transformer.resblocks.N...``,
-  ``visual.proj``), open_clip or timm layout. timm's converter maps it; the load is strict.
+* ``--clip_path``: a CLIP state dict in OpenAI (``visual.conv1.weight``,
+  ``visual.transformer.resblocks.N...``, ``visual.proj``), open_clip or timm layout, read with
+  ``weights_only=True``; timm's converter maps it and the load is strict. OpenAI's own
+  ``ViT-L-14.pt`` (what ``clip.load`` uses) is a TorchScript archive: loading it runs code stored
+  in the file, so it is refused unless ``--trust_torchscript`` is given. Better, convert it once
+  (``torch.save(torch.jit.load("ViT-L-14.pt").state_dict(), "ViT-L-14-state.pth")``) and pass
+  the state dict.
 * ``--pretrained_path``: the official ``pretrained_weights/fc_weights.pth``, a state dict of
   ``fc`` alone (``weight`` [1, 768], ``bias`` [1]); or a whole UnivFD state dict.
+
+Without ``--clip_path`` (or a whole UnivFD state dict) the encoder is random: the model then
+probes random features, and says so in a warning.
 """
 
 from __future__ import annotations
 
+import logging
+import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from aigbench.datasets.preprocess import Preprocess
 from aigbench.engine.checkpoint import CheckpointError, load_model_weights
 from aigbench.model_zoo.base import BinaryDetector, read_state_dict
 from aigbench.registry import MODELS
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-# CLIP name → (timm model, embedding size after the projection)
+# CLIP name → (timm model with OpenAI's QuickGELU, embedding size after the projection)
 CLIP_MODELS = {
-    "ViT-L/14": ("vit_large_patch14_clip_224.openai", 768),
-    "ViT-B/16": ("vit_base_patch16_clip_224.openai", 512),
-    "ViT-B/32": ("vit_base_patch32_clip_224.openai", 512),
+    "ViT-L/14": ("vit_large_patch14_clip_quickgelu_224.openai", 768),
+    "ViT-B/16": ("vit_base_patch16_clip_quickgelu_224.openai", 512),
+    "ViT-B/32": ("vit_base_patch32_clip_quickgelu_224.openai", 512),
 }
 
 
-def read_clip_state(path: str) -> dict[str, torch.Tensor]:
-    """A CLIP checkpoint's tensors: a state dict file, or OpenAI's TorchScript archive."""
-    try:
+def is_torchscript_archive(path: str) -> bool:
+    """Whether ``path`` is a TorchScript zip archive (it holds ``constants.pkl``, and code)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(name.split("/", 1)[-1] == "constants.pkl" for name in z.namelist())
+
+
+def read_clip_state(path: str, trust_torchscript: bool = False) -> dict[str, torch.Tensor]:
+    """A CLIP checkpoint's tensors: a state dict file, or (if trusted) OpenAI's TorchScript archive."""
+    if not (Path(path).is_file() and is_torchscript_archive(path)):
         return read_state_dict(path, "--clip_path")
-    except CheckpointError:
-        if not Path(path).is_file():
-            raise
-        try:  # OpenAI distributes TorchScript archives; their weights come out as a state dict
-            return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
-        except Exception as e:
-            raise CheckpointError(
-                f"--clip_path {path!r} is neither a state dict nor a TorchScript archive: {e}"
-            ) from None
+    if not trust_torchscript:
+        raise CheckpointError(
+            f"--clip_path {path!r} looks like a TorchScript archive (as OpenAI's ViT-L-14.pt is); loading it "
+            "runs code stored in the file. If you trust the file, pass --trust_torchscript; or re-save its "
+            f'weights once, torch.save(torch.jit.load({path!r}).state_dict(), "clip-state.pth"), '
+            "and pass that file as --clip_path"
+        )
+    try:
+        return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+    except Exception as e:
+        raise CheckpointError(f"--clip_path {path!r}: cannot load the TorchScript archive: {e}") from None
 
 
-def load_clip_visual(encoder: nn.Module, path: str) -> None:
+def load_clip_visual(encoder: nn.Module, path: str, trust_torchscript: bool = False) -> None:
     """Load CLIP image-encoder weights into a timm CLIP ViT, strictly (text tower ignored)."""
     from timm.models.vision_transformer import checkpoint_filter_fn
 
-    state = checkpoint_filter_fn(read_clip_state(path), encoder)
+    state = checkpoint_filter_fn(read_clip_state(path, trust_torchscript), encoder)
     load_model_weights(encoder, state, f"--clip_path {path}")
 
 
@@ -65,8 +87,8 @@ class UnivFD(BinaryDetector):
     """Frozen CLIP ViT-L/14 image features and a linear head."""
 
     paper = "Ojha et al., Towards Universal Fake Image Detectors that Generalize Across Generative Models, CVPR 2023"
-    input_mean = CLIP_MEAN
-    input_std = CLIP_STD
+    # the official code: CLIP normalization, random (train) or centre (test) 224 crop, no resize
+    preprocess = Preprocess(224, CLIP_MEAN, CLIP_STD, interpolation="bicubic", resize_mode="crop")
 
     def __init__(
         self,
@@ -74,6 +96,7 @@ class UnivFD(BinaryDetector):
         clip_path: str = "",
         pretrained_path: str = "",
         image_size: int = 224,
+        trust_torchscript: bool = False,
     ) -> None:
         super().__init__()
         import timm
@@ -81,22 +104,33 @@ class UnivFD(BinaryDetector):
         timm_name, dim = CLIP_MODELS[clip_model]
         self.encoder = timm.create_model(timm_name, pretrained=False, num_classes=dim, img_size=image_size)
         if clip_path:
-            load_clip_visual(self.encoder, clip_path)
+            load_clip_visual(self.encoder, clip_path, trust_torchscript)
         self.encoder.requires_grad_(False)
         self.encoder.eval()
         self.fc = nn.Linear(dim, 1)
-        if pretrained_path:
-            self.load_head(pretrained_path)
+        whole = self.load_head(pretrained_path) if pretrained_path else False
+        self.pretrained = bool(clip_path) or whole
+        if not self.pretrained:
+            logging.getLogger("aigbench").warning(
+                "UnivFD without --clip_path probes RANDOM features of a randomly initialized CLIP %s "
+                "(nothing is downloaded); pass --clip_path <CLIP weights file> to load the real encoder",
+                clip_model,
+            )
 
-    def load_head(self, path: str) -> None:
-        """The official ``fc_weights.pth`` ({weight, bias}), or a whole UnivFD state dict."""
+    def load_head(self, path: str) -> bool:
+        """The official ``fc_weights.pth`` ({weight, bias}), or a whole UnivFD state dict.
+
+        Returns True when the file held the whole model, encoder included.
+        """
         state = read_state_dict(path)
         if set(state) == {"weight", "bias"}:
             load_model_weights(self.fc, state, f"--pretrained_path {path} (UnivFD fc)")
-        elif set(state) == {"fc.weight", "fc.bias"}:
+            return False
+        if set(state) == {"fc.weight", "fc.bias"}:
             load_model_weights(self.fc, {k[3:]: v for k, v in state.items()}, f"--pretrained_path {path} (UnivFD fc)")
-        else:
-            load_model_weights(self, state, f"--pretrained_path {path}")
+            return False
+        load_model_weights(self, state, f"--pretrained_path {path}")
+        return True
 
     def train(self, mode: bool = True) -> UnivFD:
         super().train(mode)

@@ -1,8 +1,9 @@
 """Run one loaded model over a grid of perturbations and strengths.
 
-The model and the datasets are built once; each grid point only swaps the perturbation in
-the datasets' transform. The clean point is evaluated once and shared by every
-perturbation that lists it.
+The model and the sample lists are built once; each grid point evaluates its own *view* of
+the data (the same samples through a new transform that applies the point's perturbation),
+so nothing shared is changed and loader workers always see the right transform. The clean
+point is evaluated once and shared by every perturbation that lists it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import torch
 from torch.utils.data import DataLoader
 
+from aigbench.datasets.dataset import evaluation_view
+from aigbench.engine.amp import AmpPolicy
 from aigbench.engine.dist import DistContext
 from aigbench.engine.evaluate import evaluate_datasets
-from aigbench.engine.loggers import RunLogger, atomic_open, write_json
+from aigbench.engine.loggers import RunLogger, atomic_open, inside, safe_name, to_jsonable, write_json
+from aigbench.errors import ConfigError
 from aigbench.metrics import METRIC_NAMES
 from aigbench.registry import PERTURBATIONS
 from aigbench.robustness.perturbations import Perturbation
@@ -43,13 +47,22 @@ CSV_COLUMNS = [
 
 
 def build_grid(grid: Mapping[str, Sequence[float]], seed: int = 0) -> list[Perturbation]:
-    """Instantiate every (perturbation, strength) point; bad names or strengths fail up front."""
+    """Instantiate every (perturbation, strength) point; bad names or strengths fail up front
+    with a :class:`ConfigError` that names the GRID entry. A point's name is its GRID key."""
     points = []
     for name, strengths in grid.items():
-        cls = PERTURBATIONS.get(name)
-        if not strengths:
-            raise ValueError(f"robustness grid: {name!r} lists no strengths")
-        points.extend(cls(s, seed=seed) for s in strengths)
+        safe_name(name, "GRID in test_robust.py: a perturbation name")
+        try:
+            cls = PERTURBATIONS.get(name)
+        except KeyError as e:
+            raise ConfigError(f"GRID in test_robust.py: {e.args[0]}") from None
+        if not isinstance(strengths, (list, tuple)) or not strengths:
+            raise ConfigError(f"GRID in test_robust.py: {name!r} must list its strengths, e.g. [0, 1, 2]")
+        for s in strengths:
+            try:
+                points.append(cls(s, seed=seed, name=name))
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"GRID in test_robust.py: {name!r} strength {s!r}: {e}") from None
     return points
 
 
@@ -61,22 +74,24 @@ def run_grid(
     output_dir: Union[str, os.PathLike],
     checkpoint: str = "",
     stage: str = "before_resize",
-    amp: bool = False,
+    amp: Union[bool, AmpPolicy] = False,
     logger: Optional[RunLogger] = None,
     seed: int = 0,
+    max_skip_ratio: float = 0.05,
+    show_progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Evaluate every grid point; write ``<output_dir>/<perturbation>/<param>_<s>/<dataset>/``
-    results and ``<output_dir>/robustness.csv``. Returns the CSV rows."""
+    results and ``<output_dir>/robustness.csv``. Returns the CSV rows. Nothing is written
+    outside ``output_dir``."""
     points = build_grid(grid, seed)
     out_root = Path(output_dir)
-    transforms = {id(ld.dataset.transform): ld.dataset.transform for ld in loaders.values()}.values()
+    for p in points:
+        inside(out_root, p.folder, f"GRID entry {p.name!r}")
     rows: list[dict[str, Any]] = []
     clean_results: Optional[dict[str, Any]] = None
     for i, p in enumerate(points):
         if ctx.is_main:
             log.info("[%d/%d] %s (%s)", i + 1, len(points), p, p.unit)
-        for t in transforms:
-            t.set_perturbation(None if p.is_clean else p, stage)
         extra = {
             "checkpoint": checkpoint,
             "perturbation": p.name,
@@ -92,7 +107,20 @@ def run_grid(
                 for name, r in results.items():
                     write_json(out_root / p.folder / name / "metrics.json", r)
         else:
-            results = evaluate_datasets(model, loaders, ctx, out_root / p.folder, extra=extra, amp=amp)
+            views = {
+                name: evaluation_view(ld, ld.dataset.transform.with_perturbation(None if p.is_clean else p, stage))
+                for name, ld in loaders.items()
+            }
+            results = evaluate_datasets(
+                model,
+                views,
+                ctx,
+                out_root / p.folder,
+                extra=extra,
+                amp=amp,
+                max_skip_ratio=max_skip_ratio,
+                show_progress=show_progress,
+            )
             if p.is_clean:
                 clean_results = results
         for name, r in results.items():
@@ -104,8 +132,6 @@ def run_grid(
                     r["metrics"],
                     int(round(p.strength * p.tb_step_scale)),
                 )
-    for t in transforms:
-        t.set_perturbation(None)
     if ctx.is_main:
         write_rows_csv(out_root / "robustness.csv", rows)
     return rows
@@ -116,7 +142,7 @@ def write_rows_csv(path: Union[str, os.PathLike], rows: Sequence[Mapping[str, An
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+            w.writerow({k: ("" if v is None else v) for k, v in to_jsonable(dict(r)).items()})
 
 
 def log_grid(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("accuracy", "auroc", "ap")) -> None:

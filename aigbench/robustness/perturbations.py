@@ -15,6 +15,10 @@ it would still be lossy), and results say ``clean = true``. Add your own with::
     class Sharpen(Perturbation):
         param, unit, clean_strength = "amount", "unsharp amount", 0.0
         def apply(self, img): ...
+
+A point is named by its ``GRID`` key (the registry key): ``name`` need not be set. The whole
+interface, and how fractional strengths reach TensorBoard (``tb_step_scale``), is in
+``docs/perturbations.md``.
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ class Perturbation:
     clean_strength: float = 0.0
     tb_step_scale: int = 1  # TensorBoard steps are integers: step = strength * tb_step_scale
 
-    def __init__(self, strength: float, seed: int = 0) -> None:
+    def __init__(self, strength: float, seed: int = 0, name: str = "") -> None:
         self.strength = float(strength)
         self.seed = int(seed)
+        if name:
+            self.name = name  # the GRID / registry key that built this point
         self.validate()
 
     def validate(self) -> None:
@@ -71,8 +77,8 @@ class GaussianBlur(Perturbation):
 
     name, param, unit, clean_strength, tb_step_scale = "blur", "sigma", "Gaussian sigma, pixels", 0.0, 10
 
-    def __init__(self, strength: float, seed: int = 0) -> None:
-        super().__init__(strength, seed)
+    def __init__(self, strength: float, seed: int = 0, name: str = "") -> None:
+        super().__init__(strength, seed, name)
         radius = max(1, int(4 * self.strength + 0.5))
         # separable float kernel, built once: ~10x faster than cv2.GaussianBlur's 8-bit path for large sigma
         self._kernel = cv2.getGaussianKernel(2 * radius + 1, self.strength, cv2.CV_32F) if self.strength > 0 else None

@@ -1,0 +1,80 @@
+"""Each model's preprocessing, declared in one explicit place (like timm's ``pretrained_cfg``).
+
+A model class declares ``preprocess = Preprocess(...)`` or, when it depends on the model's
+flags (a timm backbone's own mean/std), a classmethod ``preprocess_cfg(kwargs) -> Preprocess``.
+Training, testing, robustness and prediction all build their transform from
+:func:`resolve_preprocess`, which applies the flags that the user gave explicitly
+(``--image_size``, ``--resize_mode``, ``--interpolation``, ``--crop_pct``) on top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Mapping, Optional
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZE_MODES = ("resize", "crop", "resize_crop", "none")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How images become model inputs.
+
+    * ``input_size``: side of the square input, pixels;
+    * ``mean``/``std``: per-channel normalization of pixels scaled to [0, 1];
+    * ``interpolation``: used when enlarging (every shrink is antialiased, see ``imageops.resize``);
+    * ``resize_mode``: ``resize`` (whole image to the square), ``crop`` (random crop when
+      training, centre crop when testing; small images are mirror-padded), ``resize_crop``
+      (shorter side to ``input_size / crop_pct``, then the crop: timm's evaluation transform)
+      or ``none``;
+    * ``crop_pct``: fraction of the resized image that the ``resize_crop`` crop keeps.
+    """
+
+    input_size: int = 224
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    resize_mode: str = "resize"
+    crop_pct: float = 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+
+OVERRIDE_FLAGS = {
+    "image_size": "input_size",
+    "resize_mode": "resize_mode",
+    "interpolation": "interpolation",
+    "crop_pct": "crop_pct",
+}
+
+
+def model_preprocess(cls: type, kwargs: Optional[Mapping[str, Any]] = None) -> Preprocess:
+    """The model class's own declaration. A model that declares none gets ``Preprocess()``,
+    with the default of its ``image_size`` parameter as input size when it has one."""
+    if hasattr(cls, "preprocess_cfg"):
+        return cls.preprocess_cfg(dict(kwargs or {}))
+    cfg = getattr(cls, "preprocess", None)
+    if isinstance(cfg, Preprocess):
+        return cfg
+    import inspect
+
+    param = inspect.signature(cls.__init__).parameters.get("image_size")
+    if param is not None and isinstance(param.default, int):
+        return Preprocess(input_size=param.default)
+    return Preprocess()
+
+
+def resolve_preprocess(cls: type, kwargs: Optional[Mapping[str, Any]] = None, **flags: Any) -> Preprocess:
+    """The model's declaration with the explicitly given flags (not None) applied on top."""
+    cfg = model_preprocess(cls, kwargs)
+    changes = {OVERRIDE_FLAGS[k]: v for k, v in flags.items() if k in OVERRIDE_FLAGS and v is not None}
+    cfg = replace(cfg, **changes)
+    if cfg.resize_mode not in RESIZE_MODES:
+        from aigbench.errors import ConfigError
+
+        raise ConfigError(f"--resize_mode must be one of {', '.join(RESIZE_MODES)}, got {cfg.resize_mode!r}")
+    return cfg

@@ -1,0 +1,96 @@
+"""Model selection on validation data, never on test data.
+
+Each due epoch, :func:`validate_and_select` scores the validation set, calibrates a
+threshold on it, and saves ``checkpoint-best.pth`` when ``--best_metric`` improves. Test sets
+are evaluated for the record only. Without validation data no best checkpoint exists and
+the last epoch is the model (``test.py`` then tests it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import torch
+from torch.utils.data import DataLoader
+
+from aigbench.engine.amp import AmpPolicy
+from aigbench.engine.checkpoint import BEST_NAME, ResumeState, improve_best, save_checkpoint
+from aigbench.engine.dist import DistContext
+from aigbench.engine.evaluate import evaluate_datasets
+from aigbench.engine.loggers import RunLogger
+
+log = logging.getLogger("aigbench")
+
+VAL_NAME = "val"
+
+
+def val_results_dir(output_dir: Union[str, os.PathLike], epoch: int) -> Path:
+    return Path(output_dir) / "val" / f"checkpoint-{epoch}"
+
+
+def validate_and_select(
+    model: torch.nn.Module,
+    val_loader: DataLoader,
+    ctx: DistContext,
+    output_dir: Union[str, os.PathLike],
+    epoch: int,
+    state: ResumeState,
+    best_metric: str,
+    amp: Union[bool, AmpPolicy] = False,
+    logger: Optional[RunLogger] = None,
+    max_skip_ratio: float = 0.05,
+    show_progress: bool = True,
+    save_state: Optional[Mapping[str, Any]] = None,
+) -> dict[str, Any]:
+    """Evaluate ``val_loader``; when ``best_metric`` improves, record it (with the calibrated
+    threshold) in ``state.best`` and save ``checkpoint-best.pth``.
+
+    ``save_state`` holds the keyword arguments of :func:`save_checkpoint` (optimizer,
+    scheduler, scaler, config, global_step). Returns ``val_*`` entries for ``log.jsonl``.
+    """
+    results = evaluate_datasets(
+        model,
+        {VAL_NAME: val_loader},
+        ctx,
+        val_results_dir(output_dir, epoch),
+        logger,
+        epoch,
+        amp,
+        extra={"checkpoint": f"checkpoint-{epoch}.pth", "split": "validation"},
+        log_images=False,
+        prefix="val",
+        max_skip_ratio=max_skip_ratio,
+        show_progress=show_progress,
+        calibrate=True,
+    )
+    val = results[VAL_NAME]
+    metrics = val["metrics"]
+    calib = val.get("calibrated_threshold")
+    value = metrics.get(best_metric)
+    selected = improve_best(
+        state.best,
+        best_metric,
+        float("nan") if value is None else float(value),
+        epoch,
+        threshold=None if calib is None else calib["threshold"],
+        threshold_rule=None if calib is None else calib["rule"],
+    )
+    if selected and ctx.is_main:
+        save_checkpoint(output_dir, epoch, model, best=state.best, name=BEST_NAME, **dict(save_state or {}))
+    record = {f"val_{k}": v for k, v in metrics.items()}
+    record["val_threshold"] = None if calib is None else calib["threshold"]
+    record["selected"] = selected
+    return record
+
+
+def val_threshold_for(output_dir: Union[str, os.PathLike], epoch: int) -> Optional[dict[str, Any]]:
+    """The threshold calibrated on validation for the checkpoint of ``epoch`` (None without one)."""
+    path = val_results_dir(output_dir, epoch) / VAL_NAME / "metrics.json"
+    if epoch < 0 or not path.is_file():
+        return None
+    calib = json.loads(path.read_text(encoding="utf-8")).get("calibrated_threshold")
+    return dict(calib) if calib else None

@@ -1,0 +1,50 @@
+"""Decoding image files to RGB uint8 ``HxWx3`` arrays.
+
+**EXIF orientation is ignored**, as in the field's forensic pipelines (CNNSpot, UnivFD, NPR,
+GenImage, DRCT load with ``PIL.Image.open(...).convert("RGB")`` and no ``exif_transpose``):
+the pixels are used as stored. Rotating would resample nothing, but it would make a
+camera's portrait photos differ in shape from what every published number was computed on.
+OpenCV decodes first (fast); a file that it cannot decode but Pillow can (GIF, some TIFF
+and WebP variants) goes through Pillow, first frame, converted to RGB.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Optional
+
+import cv2
+import numpy as np
+
+_CV_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+
+
+def decode_bytes(data: bytes | np.ndarray) -> Optional[np.ndarray]:
+    """RGB uint8 array of encoded image bytes, or None when neither OpenCV nor Pillow decodes them."""
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    if buf.size == 0:
+        return None
+    img = cv2.imdecode(buf, _CV_FLAGS)
+    if img is not None:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return _decode_pillow(buf.tobytes())
+
+
+def _decode_pillow(data: bytes) -> Optional[np.ndarray]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.seek(0)
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError):
+        return None
+
+
+def decode_image(path: str) -> Optional[np.ndarray]:
+    """RGB uint8 array of the file at ``path``, or None when it cannot be read or decoded."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    return decode_bytes(data)
