@@ -24,16 +24,19 @@ setup(
     },
     install_requires=[
         # torch and torchvision must be a matched pair; pip resolves them together.
-        "torch>=2.4",
-        "torchvision>=0.19",
+        # torch >= 2.6: torch.load(weights_only=True) is not a safe loader below it.
+        "torch>=2.6",
+        "torchvision>=0.21",
         "timm>=1.0",
-        "albumentations>=1.4",
+        # area_for_downscale (antialiased downscaling) in Resize / SmallestMaxSize
+        "albumentations>=2.0.8",
         "opencv-python-headless>=4.8",
         "tensorboard>=2.14",
         "click>=8.1",
         "jinja2>=3.1",
         "numpy>=1.24",
         "scikit-learn>=1.3",
+        "pillow>=9.1",
         "tqdm>=4.60",
     ],
     extras_require={"test": ["pytest>=7", "ruff>=0.4", "open-clip-torch>=2.24"]},

@@ -307,3 +307,20 @@ def test_train_loader_replaces_corrupt_images_so_batches_keep_their_size(tmp_pat
     batches = list(build_loader(ds, 11, train=True))
     assert len(batches) == 1 and batches[0]["image"].shape[0] == 11
     assert sorted(os.path.basename(p) for p in batches[0]["skipped"]) == ["bad0.png", "bad1.png", "bad2.png"]
+
+
+def test_a_probe_on_random_features_says_so_in_metrics_json(tmp_path):
+    from aigbench.engine.build import model_info
+    from aigbench.engine.evaluate import evaluate_datasets
+    from aigbench.model_zoo.timm_backbone import TimmDetector
+
+    model = TimmDetector(backbone="resnet18", mode="probe", image_size=32)
+    info = model_info(model)
+    assert info == {"model": "TimmDetector", "pretrained": False}
+    root = tmp_path / "set"
+    fill(root / "REAL", cifake_files("test", "REAL", 4))
+    fill(root / "FAKE", cifake_files("test", "FAKE", 4))
+    loaders = {"set": build_loader(ImageDataset(load_samples(root), ImageTransform(32, False), "set"), 8, False)}
+    evaluate_datasets(model, loaders, DistContext(torch.device("cpu")), tmp_path / "res", extra=info)
+    written = json.loads((tmp_path / "res" / "set" / "metrics.json").read_text())
+    assert written["pretrained"] is False and written["model"] == "TimmDetector"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -52,8 +53,11 @@ def _forward(
 
 
 def progress(iterable: Any, desc: str, enabled: bool, **kwargs: Any) -> Any:
-    """A tqdm bar when ``enabled`` (a terminal, main process, no ``--no_progress``), else the iterable."""
-    return tqdm(iterable, desc=desc, dynamic_ncols=True, leave=False, **kwargs) if enabled else iterable
+    """A tqdm bar when ``enabled`` (main process, no ``--no_progress``) and stderr is a terminal,
+    else the iterable: a log file gets no ``\\r`` fragments."""
+    if enabled and sys.stderr.isatty():
+        return tqdm(iterable, desc=desc, dynamic_ncols=True, leave=False, **kwargs)
+    return iterable
 
 
 def _model_name(model: torch.nn.Module) -> str:

@@ -51,9 +51,9 @@ def start_run(args: argparse.Namespace) -> DistContext:
 
 
 def show_progress(args: argparse.Namespace, ctx: DistContext) -> bool:
-    """Progress bars only for a person: main process, a terminal, and no ``--no_progress``.
-    Otherwise (a cluster job's log file) the scripts print one line per epoch or evaluation."""
-    return ctx.is_main and not getattr(args, "no_progress", False) and sys.stderr.isatty()
+    """Progress bars on the main process unless ``--no_progress``; ``loop.progress`` also drops
+    them when stderr is not a terminal (a cluster job's log file gets one line per epoch)."""
+    return ctx.is_main and not getattr(args, "no_progress", False)
 
 
 def resume_command(argv: list[str]) -> str:
