@@ -4,4 +4,4 @@ Labels everywhere: real = 0, fake = 1. A model's ``pred_label`` is the probabili
 The top-level package imports nothing heavy, so ``bench --help`` stays fast.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

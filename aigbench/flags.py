@@ -38,7 +38,7 @@ import sys
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from aigbench.errors import ConfigError
 
@@ -315,10 +315,19 @@ def _check_shared(cls: Callable, flag: _Flag, action: argparse.Action) -> None:
         )
 
 
-def add_signature_flags(parser: argparse.ArgumentParser, cls: Callable, title: Optional[str] = None) -> list[str]:
+def add_signature_flags(
+    parser: argparse.ArgumentParser,
+    cls: Callable,
+    title: Optional[str] = None,
+    shareable: Optional[Sequence[str]] = None,
+) -> list[str]:
     """Add one flag per ``__init__`` parameter of ``cls``; returns the parameter names.
 
-    Raises ``ConfigError`` when a parameter cannot be a flag or clashes with a framework flag.
+    A parameter named like an existing flag shares it when the types agree and, if
+    ``shareable`` is given, when the flag is one of those (the scripts allow ``image_size``
+    and ``pretrained_path``: a model parameter ``lr`` or ``device`` would otherwise silently
+    receive the framework's value). Raises ``ConfigError`` when a parameter cannot be a flag
+    or clashes with a framework flag.
     """
     flags = _checked_flags(cls)
     group = parser.add_argument_group(title or f"{_model_name(cls)} parameters")
@@ -327,6 +336,17 @@ def add_signature_flags(parser: argparse.ArgumentParser, cls: Callable, title: O
     for flag in flags:
         names.append(flag.name)
         if flag.name in existing:  # shares the framework flag of that name (e.g. --image_size)
+            if (
+                shareable is not None
+                and flag.name not in shareable
+                and not isinstance(existing[flag.name], (argparse._HelpAction, argparse._VersionAction))
+            ):
+                option = "/".join(existing[flag.name].option_strings) or flag.name
+                raise ConfigError(
+                    f"model {_model_name(cls)}: parameter {flag.name!r} has the name of the framework flag {option}, "
+                    f"whose value it would silently receive; rename the parameter (for example to "
+                    f"'model_{flag.name}'). Parameters that share a framework flag: {', '.join(shareable)}"
+                )
             _check_shared(cls, flag, existing[flag.name])
             continue
         p = flag.param

@@ -154,3 +154,22 @@ def test_grid_writes_results_and_shares_clean_point(tmp_path):
     assert (tmp_path / "rob" / "jpeg" / "quality_100" / "sub" / "metrics.json").exists()
     # the perturbation was really applied: blurred scores differ from clean ones
     assert table[1]["auroc"] != table[0]["auroc"]
+
+
+class OldStyle(Perturbation):
+    """A perturbation written for aigbench 0.1: its own __init__(strength, seed), no name."""
+
+    param, unit, clean_strength = "gain", "brightness gain", 1.0
+
+    def __init__(self, strength, seed=0):
+        super().__init__(strength, seed)
+        self.lut = np.clip(np.arange(256) * float(strength), 0, 255).astype(np.uint8)
+
+    def apply(self, img):
+        return self.lut[img]
+
+
+def test_perturbations_with_their_own_init_still_build():
+    PERTURBATIONS.register_module("gain_test", module=OldStyle, force=True)
+    (point,) = build_grid({"gain_test": [1.5]})
+    assert point.name == "gain_test" and point.folder == "gain_test/gain_1.5"

@@ -324,3 +324,59 @@ def test_a_probe_on_random_features_says_so_in_metrics_json(tmp_path):
     evaluate_datasets(model, loaders, DistContext(torch.device("cpu")), tmp_path / "res", extra=info)
     written = json.loads((tmp_path / "res" / "set" / "metrics.json").read_text())
     assert written["pretrained"] is False and written["model"] == "TimmDetector"
+
+
+def test_evaluation_runs_in_float32_even_under_mixed_precision(tmp_path):
+    from aigbench.engine.amp import AmpPolicy
+
+    fill(tmp_path / "REAL", cifake_files("test", "REAL", 40))
+    fill(tmp_path / "FAKE", cifake_files("test", "FAKE", 40))
+    loader = build_loader(ImageDataset(load_samples(tmp_path), ImageTransform(32, False), "s"), 16, False)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 1))
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def forward(self, image, label, *a, **k):
+            logit = self.net(image).squeeze(1) * 3  # logits of several units: bf16 keeps 8 bits of them
+            return {
+                "backward_loss": logit.float().mean(),
+                "pred_label": torch.sigmoid(logit.float()),
+                "visual_loss": {},
+                "visual_image": {},
+            }
+
+    ctx = DistContext(torch.device("cpu"))
+    fp32 = predict(Head(), loader, ctx).score
+    mixed = predict(Head(), loader, ctx, amp=AmpPolicy("cpu", torch.bfloat16)).score
+    assert np.array_equal(fp32, mixed)
+    assert len(np.unique(fp32)) == len(fp32) == 80
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what scoring under autocast would give: ties
+        batch = next(iter(build_loader(loader.dataset, 80, False)))
+        tied = torch.sigmoid(Head().net(batch["image"]).squeeze(1).mul(3).float())
+    assert len(np.unique(tied.detach().numpy())) < len(fp32)
+
+
+def test_thresholds_keep_full_precision_in_json():
+    t = float(np.float32(0.99999994))
+    out = to_jsonable({"threshold": t, "accuracy": 0.6799999999999999, "at": {"threshold": t}})
+    assert out == {"threshold": t, "accuracy": 0.68, "at": {"threshold": t}}
+
+
+def test_models_with_the_old_normalization_attributes_keep_their_statistics(caplog):
+    from aigbench.datasets.preprocess import model_preprocess
+
+    class Old(torch.nn.Module):
+        input_mean = (0.5, 0.5, 0.5)
+        input_std = (0.25, 0.25, 0.25)
+
+        def __init__(self, image_size: int = 64):
+            super().__init__()
+
+    with caplog.at_level(logging.WARNING, logger="aigbench"):
+        cfg = model_preprocess(Old)
+    assert cfg.mean == (0.5, 0.5, 0.5) and cfg.std == (0.25, 0.25, 0.25) and cfg.input_size == 64
+    assert any("the old way" in r.getMessage() for r in caplog.records)

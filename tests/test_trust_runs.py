@@ -247,10 +247,102 @@ def test_float16_overflow_that_the_grad_scaler_skips_does_not_stop_training():
 
 def test_amp_prefers_bfloat16_and_falls_back_to_float16_with_a_scaler(monkeypatch):
     assert not amp_policy(torch.device("cpu"), True).enabled
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    bf = amp_policy(torch.device("cuda", 0), True)
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: asked.append(d) or (8, 0))
+    bf = amp_policy(torch.device("cuda", 1), True)
     assert bf.dtype == torch.bfloat16 and not bf.needs_scaler
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert asked == [torch.device("cuda", 1)]  # the run's own GPU, not the current one
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (7, 0))  # V100: emulated bf16 only
     fp = amp_policy(torch.device("cuda", 0), True)
     assert fp.dtype == torch.float16 and fp.needs_scaler
     assert not amp_policy(torch.device("cuda", 0), False).enabled
+
+
+def test_val_data_path_selects_and_validation_equal_to_test_is_refused(project, tmp_path):
+    from test_trust_data import genimage_tree
+
+    root = genimage_tree(tmp_path / "GenImage")
+    common = ["--data_path", str(root), "--epochs", "2", "--batch_size", "8", "--image_size", "32"]
+    # GenImage's val/ is its test set: validating on it too would be selection on test
+    proc = script(
+        project,
+        "train.py",
+        *common,
+        "--val_data_path",
+        str(root),
+        "--test_data_path",
+        str(root),
+        "--output_dir",
+        "same",
+        check=False,
+    )
+    assert proc.returncode == 2 and "share 12 file(s)" in proc.stderr and "selection on test" in proc.stderr
+    assert not (project / "same" / "checkpoint-0.pth").exists()
+    # a separate validation tree (its val/ split) selects checkpoint-best.pth
+    other = genimage_tree(tmp_path / "GenImageVal")
+    for p in sorted(other.rglob("*.*")):
+        if "/train/" not in str(p):
+            p.rename(p.with_name("v_" + p.name))
+    script(
+        project,
+        "train.py",
+        *common,
+        "--val_data_path",
+        str(other),
+        "--test_data_path",
+        str(root),
+        "--output_dir",
+        "sel",
+    )
+    lines = [json.loads(x) for x in (project / "sel" / "log.jsonl").read_text().splitlines()]
+    assert all(x["val_n"] == 12 for x in lines) and lines[0]["selected"]
+    assert (project / "sel" / "checkpoint-best.pth").exists()
+    assert "test_GenImage_accuracy" in lines[-1]
+    # a fresh run into a folder that holds a run stops and overwrites nothing
+    before = (project / "sel" / "checkpoint-1.pth").stat().st_mtime_ns
+    proc = script(
+        project,
+        "train.py",
+        *common,
+        "--val_split",
+        "0.2",
+        "--test_data_path",
+        str(root),
+        "--output_dir",
+        "sel",
+        check=False,
+    )
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr and "--resume auto" in proc.stderr
+    assert (project / "sel" / "checkpoint-1.pth").stat().st_mtime_ns == before
+    # one-class validation data is refused
+    (other / "Midjourney").rename(tmp_path / "mj")
+    for p in other.rglob("nature"):
+        import shutil
+
+        shutil.rmtree(p)
+    proc = script(
+        project,
+        "train.py",
+        *common,
+        "--val_data_path",
+        str(other),
+        "--test_data_path",
+        str(root),
+        "--output_dir",
+        "onecls",
+        check=False,
+    )
+    assert proc.returncode == 2 and "validation data holds one class only" in proc.stderr
+
+
+def test_a_model_parameter_named_like_a_framework_flag_is_refused(project):
+    text = (
+        (project / "mymodel.py")
+        .read_text()
+        .replace("dropout: float = 0.1", "lr: float = 0.1")
+        .replace("nn.Dropout(dropout)", "nn.Dropout(lr)")
+    )
+    (project / "mymodel.py").write_text(text)
+    proc = script(project, "train.py", "--epochs", "1", check=False)
+    assert proc.returncode == 2 and "parameter 'lr' has the name of the framework flag --lr" in proc.stderr
+    assert "Traceback" not in proc.stderr

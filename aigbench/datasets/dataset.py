@@ -61,7 +61,7 @@ class ImageDataset(Dataset):
                     return {**self._item(j, other), "skipped": s.path}
             raise DatasetError(
                 f"{self.name or 'training data'}: {s.path} and the {MAX_SUBSTITUTE_TRIES - 1} files after it "
-                "are all undecodable; check the dataset (bench data check)"
+                "are all undecodable; check the training data's files"
             )
         return {"skipped": s.path, "index": index}
 
@@ -103,7 +103,7 @@ class Collate:
 def check_skipped(name: str, n_skipped: int, n_total: int, max_ratio: float) -> None:
     """Stop when more than ``max_ratio`` of a dataset is undecodable, or when nothing is left."""
     if n_total and n_skipped >= n_total:
-        raise DatasetError(f"{name}: none of its {n_total} image(s) could be decoded; check the files and --data_path")
+        raise DatasetError(f"{name}: none of its {n_total} image(s) could be decoded; check its files and its path")
     if n_total and n_skipped > max_ratio * n_total:
         raise DatasetError(
             f"{name}: {n_skipped} of {n_total} image(s) ({100 * n_skipped / n_total:.1f} %) are undecodable, "

@@ -63,9 +63,27 @@ def model_preprocess(cls: type, kwargs: Optional[Mapping[str, Any]] = None) -> P
     import inspect
 
     param = inspect.signature(cls.__init__).parameters.get("image_size")
-    if param is not None and isinstance(param.default, int):
-        return Preprocess(input_size=param.default)
-    return Preprocess()
+    has_size = param is not None and isinstance(param.default, int)
+    return _legacy_normalization(cls, kwargs, Preprocess(input_size=param.default) if has_size else Preprocess())
+
+
+def _legacy_normalization(cls: type, kwargs: Optional[Mapping[str, Any]], base: Preprocess) -> Preprocess:
+    """Models written for aigbench < 0.2 declared ``input_mean``/``input_std`` or a classmethod
+    ``normalization(kwargs)``: honour them (with a warning), never drop them silently."""
+    import logging
+
+    if hasattr(cls, "normalization"):
+        mean, std = cls.normalization(dict(kwargs or {}))
+    elif hasattr(cls, "input_mean") or hasattr(cls, "input_std"):
+        mean, std = getattr(cls, "input_mean", base.mean), getattr(cls, "input_std", base.std)
+    else:
+        return base
+    logging.getLogger("aigbench").warning(
+        "%s declares its normalization the old way (input_mean/input_std or normalization()); it is used, but "
+        "declare `preprocess = Preprocess(mean=..., std=...)` instead (docs/contract.md)",
+        cls.__name__,
+    )
+    return replace(base, mean=tuple(mean), std=tuple(std))
 
 
 def resolve_preprocess(cls: type, kwargs: Optional[Mapping[str, Any]] = None, **flags: Any) -> Preprocess:
@@ -73,8 +91,12 @@ def resolve_preprocess(cls: type, kwargs: Optional[Mapping[str, Any]] = None, **
     cfg = model_preprocess(cls, kwargs)
     changes = {OVERRIDE_FLAGS[k]: v for k, v in flags.items() if k in OVERRIDE_FLAGS and v is not None}
     cfg = replace(cfg, **changes)
-    if cfg.resize_mode not in RESIZE_MODES:
-        from aigbench.errors import ConfigError
+    from aigbench.errors import ConfigError
 
+    if cfg.resize_mode not in RESIZE_MODES:
         raise ConfigError(f"--resize_mode must be one of {', '.join(RESIZE_MODES)}, got {cfg.resize_mode!r}")
+    if not 0 < cfg.crop_pct <= 1:
+        raise ConfigError(f"--crop_pct must be in (0, 1], got {cfg.crop_pct}")
+    if cfg.input_size < 1:
+        raise ConfigError(f"--image_size must be at least 1, got {cfg.input_size}")
     return cfg

@@ -1,4 +1,5 @@
-"""Mixed precision on CUDA: bfloat16 where the GPU supports it, else float16 with a GradScaler.
+"""Mixed precision for training on CUDA: bfloat16 where the GPU has it natively, else float16
+with a GradScaler.
 
 bfloat16 has float32's exponent range: no loss scaling is needed and nothing overflows.
 float16 overflows above 65504, so it needs a GradScaler, which skips a step whose
@@ -49,11 +50,13 @@ class AmpPolicy:
 
 
 def amp_policy(device: torch.device, requested: bool = True) -> AmpPolicy:
-    """bfloat16 on a CUDA GPU that supports it, float16 on an older one, off on the CPU."""
+    """bfloat16 on a CUDA GPU with native bfloat16 (compute capability 8.0 and newer: A100,
+    H100, RTX 30xx+), float16 on an older one (V100, T4: they only emulate bfloat16, slowly),
+    off on the CPU. Evaluation always runs in float32 (see ``loop.predict``)."""
     if not requested or device.type != "cuda":
         return AmpPolicy(device.type, None)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return AmpPolicy("cuda", dtype)
+    major, _ = torch.cuda.get_device_capability(device)
+    return AmpPolicy("cuda", torch.bfloat16 if major >= 8 else torch.float16)
 
 
 def as_policy(amp: Union[bool, AmpPolicy], device: torch.device) -> AmpPolicy:

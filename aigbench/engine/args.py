@@ -20,7 +20,9 @@ from aigbench.flags import add_signature_flags, kwargs_from_args
 DEFAULT_MODEL = "MyModel"
 # Flags that test.py / test_robust.py take from the run's config.json (with the model's own
 # flags) unless they are given on the command line.
-REBUILD_FLAGS = ("model", "image_size", "resize_mode", "interpolation", "crop_pct", "layout")
+REBUILD_FLAGS = ("model", "image_size", "resize_mode", "interpolation", "crop_pct")
+# Framework flags that a model's __init__ may take as parameters (and so receive their values).
+SHARED_WITH_MODELS = ("image_size", "pretrained_path")
 
 
 def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -44,7 +46,7 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--interpolation",
         choices=["nearest", "bilinear", "bicubic", "area", "lanczos"],
         default=None,
-        help="interpolation when enlarging; shrinking is always antialiased (default: the model's)",
+        help="interpolation when enlarging; shrinking is antialiased (area) except with nearest (default: the model's)",
     )
     g.add_argument("--crop_pct", type=float, default=None, help="crop fraction of --resize_mode resize_crop")
     g.add_argument("--batch_size", type=int, default=64, help="images per process per step")
@@ -202,7 +204,9 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
     except KeyError as e:
         parser.error(f"--model: {e.args[0]}")
     parser.set_defaults(model=model_name)
-    names = add_signature_flags(parser, model_cls, f"{model_name} parameters (from its __init__)")
+    names = add_signature_flags(
+        parser, model_cls, f"{model_name} parameters (from its __init__)", shareable=SHARED_WITH_MODELS
+    )
     if config and config.get("model", model_name) == model_name:
         parser.set_defaults(**{k: config[k] for k in (*names, *REBUILD_FLAGS) if k in config})
         parser.set_defaults(rebuilt_from=str(Path(known.output_dir) / "config.json"))

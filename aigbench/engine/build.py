@@ -147,8 +147,11 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
     """Training data (its ``train`` split) and validation data from ``--val_data_path`` (its
     ``val`` split) or ``--val_split`` of the training data (written to ``val_split.csv``).
 
-    Without validation data nothing selects a best checkpoint: the run says so once.
+    Without validation data nothing selects a best checkpoint: the run says so once. A fresh
+    run (no ``--resume``) refuses an ``--output_dir`` that already holds another run's
+    checkpoints, so that nothing of that run is overwritten or mistaken for this one's.
     """
+    check_fresh_output(args)
     samples = load_samples(args.data_path, "train", args.layout)
     val_samples: list[Sample] = []
     val_split = getattr(args, "val_split", 0.0)
@@ -157,6 +160,11 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
             raise DatasetError("give --val_data_path or --val_split, not both")
         val_samples = load_samples(args.val_data_path, "val", args.layout)
         warn_overlap(samples, val_samples, "the training and validation data")
+        if len({s.label for s in val_samples}) < 2:
+            raise DatasetError(
+                f"--val_data_path {args.val_data_path}: the validation data holds one class only; selection on it "
+                "would rank checkpoints by one class's recall. Give validation data with real and fake images"
+            )
     elif val_split:
         samples, val_samples = split_train_val(samples, val_split, args.seed)
         if ctx.is_main:
@@ -189,22 +197,45 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
 
 
 def build_train_loader(args: argparse.Namespace, ctx: DistContext) -> DataLoader:
-    """The training loader alone (scripts rendered by earlier versions call this)."""
+    """The training loader alone. Only a train.py rendered by aigbench < 0.2 calls this, and that
+    script picks checkpoint-best.pth on the test sets: say so."""
+    log.warning(
+        "this train.py was rendered by an earlier aigbench: it picks checkpoint-best.pth by TEST-set metrics "
+        "(selection on test). Render the current one with `bench init --force` in a copy of your project "
+        "and use --val_split or --val_data_path"
+    )
     return build_train_data(args, ctx).train
 
 
 def check_overlaps(data: TrainData, test_loaders: dict[str, DataLoader]) -> None:
-    """Warn when a test set shares files with the training or validation data (a leak, or
-    selection on test)."""
+    """A test set that shares files with the validation data is an error (selecting on it is
+    selection on test); one that shares files with the training data is warned about (a leak)."""
     train = data.train.dataset.samples
     val = data.val.dataset.samples if data.val is not None else []
     for name, loader in test_loaders.items():
         test = loader.dataset.samples
         warn_overlap(train, test, f"the training data and test set {name!r} (a leak: test numbers are inflated)")
         if val:
-            warn_overlap(
-                val, test, f"the validation data and test set {name!r} (selecting on them is selection on test)"
-            )
+            shared = {os.path.realpath(s.path) for s in val} & {os.path.realpath(s.path) for s in test}
+            if shared:
+                raise DatasetError(
+                    f"the validation data and test set {name!r} share {len(shared)} file(s), e.g. {sorted(shared)[0]}: "
+                    "selecting checkpoint-best.pth on them would be selection on test. Give a separate "
+                    "--val_data_path, or use --val_split (GenImage ships no test split: its val/ is the test set)"
+                )
+
+
+def check_fresh_output(args: argparse.Namespace) -> None:
+    """Without ``--resume``, ``--output_dir`` must not hold another run's checkpoints."""
+    out = Path(args.output_dir)
+    if getattr(args, "resume", "") or not out.is_dir():
+        return
+    old = sorted(p.name for p in out.glob("checkpoint-*.pth"))
+    if old:
+        raise DatasetError(
+            f"--output_dir {out} already holds a run ({', '.join(old[:3])}{' ...' if len(old) > 3 else ''}); "
+            "continue it with --resume auto, or pick another --output_dir (nothing was overwritten)"
+        )
 
 
 # ---- test data ---------------------------------------------------------------------------------
@@ -236,7 +267,9 @@ def read_test_sets(spec: str) -> dict[str, str]:
             }
     if not p.exists():
         raise DatasetError(f"test dataset {spec!r} does not exist; fix the path (or the JSON map that names it)")
-    return {p.stem if p.is_file() else p.name: spec}
+    p = p.resolve()
+    name = safe_name(p.stem if p.is_file() else p.name, f"test dataset {spec!r}: its name")
+    return {name: spec}
 
 
 def build_test_loaders(args: argparse.Namespace, ctx: DistContext, spec: Optional[str] = None) -> dict[str, DataLoader]:

@@ -29,17 +29,24 @@ def clean_float(value: float) -> float:
     return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
 
 
-def to_jsonable(obj: Any) -> Any:
-    """NaN/inf → None, numpy/torch scalars → Python, floats without noise (:func:`clean_float`),
-    so files are strict, readable JSON."""
+# Values that must keep full precision: a threshold is compared with float32 scores, and a
+# rounded one would move images to the other side of it.
+EXACT_KEYS = frozenset({"threshold", "val_threshold"})
+
+
+def to_jsonable(obj: Any, exact: bool = False) -> Any:
+    """NaN/inf → None, numpy/torch scalars → Python, floats without noise (:func:`clean_float`,
+    except under :data:`EXACT_KEYS`), so files are strict, readable JSON."""
     if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v, exact or k in EXACT_KEYS) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
+        return [to_jsonable(v, exact) for v in obj]
     if isinstance(obj, (np.generic, torch.Tensor)):
         obj = obj.item()
     if isinstance(obj, float):
-        return clean_float(obj) if math.isfinite(obj) else None
+        if not math.isfinite(obj):
+            return None
+        return obj if exact else clean_float(obj)
     return obj
 
 

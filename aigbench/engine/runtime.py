@@ -70,7 +70,12 @@ def resume_command(argv: list[str]) -> str:
             continue
         args.append(a)
     script = os.path.basename(sys.argv[0]) or "train.py"
-    return " ".join(shlex.quote(x) for x in ["python", script, *args, "--resume", "auto"])
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    launcher = ["python"]
+    if world > 1:  # keep the same processes: the effective batch size depends on them
+        nodes = int(os.environ.get("GROUP_WORLD_SIZE", os.environ.get("NNODES", "1")) or 1)
+        launcher = ["torchrun", "--nnodes", str(nodes), "--nproc_per_node", str(world // max(nodes, 1))]
+    return " ".join(shlex.quote(x) for x in [*launcher, script, *args, "--resume", "auto"])
 
 
 def finish_run(*loggers: object) -> None:

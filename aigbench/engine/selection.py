@@ -88,7 +88,8 @@ def validate_and_select(
 
 
 def val_threshold_for(output_dir: Union[str, os.PathLike], epoch: int) -> Optional[dict[str, Any]]:
-    """The threshold calibrated on validation for the checkpoint of ``epoch`` (None without one)."""
+    """The threshold calibrated on validation for the checkpoint of ``epoch`` in the run folder
+    ``output_dir`` (the checkpoint's own folder), at full precision; None without one."""
     path = val_results_dir(output_dir, epoch) / VAL_NAME / "metrics.json"
     if epoch < 0 or not path.is_file():
         return None

@@ -37,7 +37,7 @@ def _decode_pillow(data: bytes) -> Optional[np.ndarray]:
         with Image.open(io.BytesIO(data)) as im:
             im.seek(0)
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, EOFError, SyntaxError):
         return None
 
 

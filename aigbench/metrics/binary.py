@@ -81,7 +81,8 @@ def per_generator_metrics(
 PAIRINGS = {
     "own_reals": "each generator's fakes against the reals of its own folder (ForenSynths, GenImage)",
     "pooled_reals": "each generator's fakes against all the reals of the dataset (UnivFD diffusion_datasets, "
-    "Synthbuster, Community Forensics, reals tagged '')",
+    "Synthbuster, Community Forensics, reals tagged ''); real:fake ratios then differ from generator to "
+    "generator, so compare balanced_acc, AUROC and AP across generators rather than accuracy",
 }
 SUMMARY_METRICS = ("accuracy", "ap", "auroc")
 

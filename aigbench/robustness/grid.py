@@ -21,7 +21,7 @@ from aigbench.datasets.dataset import evaluation_view
 from aigbench.engine.amp import AmpPolicy
 from aigbench.engine.dist import DistContext
 from aigbench.engine.evaluate import evaluate_datasets
-from aigbench.engine.loggers import RunLogger, atomic_open, inside, safe_name, to_jsonable, write_json
+from aigbench.engine.loggers import RunLogger, atomic_open, fmt_metric, inside, safe_name, to_jsonable, write_json
 from aigbench.errors import ConfigError
 from aigbench.metrics import METRIC_NAMES
 from aigbench.registry import PERTURBATIONS
@@ -60,9 +60,11 @@ def build_grid(grid: Mapping[str, Sequence[float]], seed: int = 0) -> list[Pertu
             raise ConfigError(f"GRID in test_robust.py: {name!r} must list its strengths, e.g. [0, 1, 2]")
         for s in strengths:
             try:
-                points.append(cls(s, seed=seed, name=name))
+                point = cls(s, seed=seed)
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"GRID in test_robust.py: {name!r} strength {s!r}: {e}") from None
+            point.name = name  # the GRID / registry key names the results
+            points.append(point)
     return points
 
 
@@ -150,6 +152,6 @@ def log_grid(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("accur
     head = f"{'dataset':<14}{'perturbation':<14}{'strength':>9}  " + "".join(f"{m:>10}" for m in metrics)
     lines = [head, "-" * len(head)]
     for r in rows:
-        vals = "".join(f"{r[m]:>10.4f}" if isinstance(r.get(m), float) else f"{'n/a':>10}" for m in metrics)
+        vals = "".join(f"{fmt_metric(r.get(m)):>10}" for m in metrics)
         lines.append(f"{r['dataset'][:13]:<14}{r['perturbation'] + '/' + r['param']:<14}{r['strength']:>9g}  {vals}")
     log.info("\n".join(lines))
