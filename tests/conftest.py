@@ -73,6 +73,28 @@ def script(project: Path, name: str, *args: str, check: bool = True, env: dict |
     return run([sys.executable, name, *args], cwd=project, check=check, env=env)
 
 
+def torchrun(project: Path, *args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    """``train.py`` under ``torchrun --standalone`` with ``nproc`` CPU processes (one thread each)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    return run([*cmd, "train.py", "--device", "cpu", *args], cwd=project, env={"OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture
+def aigbench_log(caplog):
+    """caplog on the "aigbench" logger itself (a configured run turns its propagation off)."""
+    import logging
+
+    log = logging.getLogger("aigbench")
+    level, propagate = log.level, log.propagate
+    log.addHandler(caplog.handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    yield caplog
+    log.removeHandler(caplog.handler)
+    log.setLevel(level)
+    log.propagate = propagate
+
+
 def data_flags(subsets: dict[str, Path], test: str = "test") -> list[str]:
     """``--data_path``/``--test_data_path`` pointing at the session's CIFAKE subsets."""
     return ["--data_path", str(subsets["train"]), "--test_data_path", str(subsets[test])]

@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_sco
 
 from aigbench.engine.loggers import clean_float
 
-from conftest import data_flags, run, script
+from conftest import data_flags, script, torchrun
 
 pytestmark = pytest.mark.slow
 
@@ -251,33 +251,20 @@ def test_bad_inputs_fail_before_work_with_clear_messages(project, subsets, tmp_p
 
 
 def test_torchrun_two_cpu_processes_count_each_image_once(project, subsets):
-    import sys
 
     out = project / "ddp"
-    run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "train.py",
-            "--data_path",
-            str(subsets["train"]),
-            "--test_data_path",
-            str(subsets["test_map"]),
-            "--device",
-            "cpu",
-            "--batch_size",
-            "16",
-            "--epochs",
-            "1",
-            "--output_dir",
-            str(out),
-        ],
-        cwd=project,
-        env={"OMP_NUM_THREADS": "1"},
+    torchrun(
+        project,
+        "--data_path",
+        str(subsets["train"]),
+        "--test_data_path",
+        str(subsets["test_map"]),
+        "--batch_size",
+        "16",
+        "--epochs",
+        "1",
+        "--output_dir",
+        str(out),
     )
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["world_size"] == 2

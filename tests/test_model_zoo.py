@@ -22,20 +22,6 @@ def step(model, size=32, b=2):
     return out
 
 
-@pytest.fixture
-def aigbench_log(caplog):
-    """caplog on the "aigbench" logger itself (a configured run turns its propagation off)."""
-    log = logging.getLogger("aigbench")
-    level, propagate = log.level, log.propagate
-    log.addHandler(caplog.handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    yield caplog
-    log.removeHandler(caplog.handler)
-    log.setLevel(level)
-    log.propagate = propagate
-
-
 def warnings_about_random_features(caplog):
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "RANDOM" in r.getMessage()]
 

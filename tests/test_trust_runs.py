@@ -13,7 +13,7 @@ from aigbench.engine.amp import AmpPolicy, amp_policy
 from aigbench.engine.dist import DistContext
 from aigbench.engine.loop import train_one_epoch
 
-from conftest import data_flags, run, script
+from conftest import data_flags, script, torchrun
 
 pytestmark = pytest.mark.slow
 
@@ -152,33 +152,21 @@ def test_ddp_rank_with_an_all_corrupt_batch_does_not_hang(project, subsets, tmp_
     spec = tmp_path / "train.json"
     spec.write_text(json.dumps(items))
     out = project / "ddp_bad"
-    proc = run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "train.py",
-            "--data_path",
-            str(spec),
-            "--test_data_path",
-            str(subsets["test"]),
-            "--device",
-            "cpu",
-            "--batch_size",
-            "8",
-            "--epochs",
-            "1",
-            "--max_skip_ratio",
-            "0.1",
-            "--output_dir",
-            str(out),
-            "--no_progress",
-        ],
-        cwd=project,
-        env={"OMP_NUM_THREADS": "1"},
+    proc = torchrun(
+        project,
+        "--data_path",
+        str(spec),
+        "--test_data_path",
+        str(subsets["test"]),
+        "--batch_size",
+        "8",
+        "--epochs",
+        "1",
+        "--max_skip_ratio",
+        "0.1",
+        "--output_dir",
+        str(out),
+        "--no_progress",
     )
     assert "8 undecodable training file(s)" in proc.stderr
     record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
@@ -259,23 +247,18 @@ def test_amp_prefers_bfloat16_and_falls_back_to_float16_with_a_scaler(monkeypatc
 
 
 def test_val_data_path_selects_and_validation_equal_to_test_is_refused(project, tmp_path):
+    import shutil
+
     from test_trust_data import genimage_tree
 
     root = genimage_tree(tmp_path / "GenImage")
-    common = ["--data_path", str(root), "--epochs", "2", "--batch_size", "8", "--image_size", "32"]
+
+    def train(out, *flags):
+        common = f"--data_path {root} --test_data_path {root} --epochs 2 --batch_size 8 --image_size 32".split()
+        return script(project, "train.py", *common, *flags, "--output_dir", out, check=False)
+
     # GenImage's val/ is its test set: validating on it too would be selection on test
-    proc = script(
-        project,
-        "train.py",
-        *common,
-        "--val_data_path",
-        str(root),
-        "--test_data_path",
-        str(root),
-        "--output_dir",
-        "same",
-        check=False,
-    )
+    proc = train("same", "--val_data_path", str(root))
     assert proc.returncode == 2 and "share 12 file(s)" in proc.stderr and "selection on test" in proc.stderr
     assert not (project / "same" / "checkpoint-0.pth").exists()
     # a separate validation tree (its val/ split) selects checkpoint-best.pth
@@ -283,55 +266,21 @@ def test_val_data_path_selects_and_validation_equal_to_test_is_refused(project, 
     for p in sorted(other.rglob("*.*")):
         if "/train/" not in str(p):
             p.rename(p.with_name("v_" + p.name))
-    script(
-        project,
-        "train.py",
-        *common,
-        "--val_data_path",
-        str(other),
-        "--test_data_path",
-        str(root),
-        "--output_dir",
-        "sel",
-    )
+    assert train("sel", "--val_data_path", str(other)).returncode == 0
     lines = [json.loads(x) for x in (project / "sel" / "log.jsonl").read_text().splitlines()]
     assert all(x["val_n"] == 12 for x in lines) and lines[0]["selected"]
     assert (project / "sel" / "checkpoint-best.pth").exists()
     assert "test_GenImage_accuracy" in lines[-1]
     # a fresh run into a folder that holds a run stops and overwrites nothing
     before = (project / "sel" / "checkpoint-1.pth").stat().st_mtime_ns
-    proc = script(
-        project,
-        "train.py",
-        *common,
-        "--val_split",
-        "0.2",
-        "--test_data_path",
-        str(root),
-        "--output_dir",
-        "sel",
-        check=False,
-    )
+    proc = train("sel", "--val_split", "0.2")
     assert proc.returncode == 2 and "already holds a run" in proc.stderr and "--resume auto" in proc.stderr
     assert (project / "sel" / "checkpoint-1.pth").stat().st_mtime_ns == before
     # one-class validation data is refused
     (other / "Midjourney").rename(tmp_path / "mj")
-    for p in other.rglob("nature"):
-        import shutil
-
+    for p in list(other.rglob("nature")):
         shutil.rmtree(p)
-    proc = script(
-        project,
-        "train.py",
-        *common,
-        "--val_data_path",
-        str(other),
-        "--test_data_path",
-        str(root),
-        "--output_dir",
-        "onecls",
-        check=False,
-    )
+    proc = train("onecls", "--val_data_path", str(other))
     assert proc.returncode == 2 and "validation data holds one class only" in proc.stderr
 
 

@@ -6,8 +6,6 @@ scipy's DCT for DCTDetector and scikit-learn for PCALogReg. Weights are random, 
 tensor that the model misplaces or every operation it gets wrong changes the outputs.
 """
 
-import logging
-
 import numpy as np
 import pytest
 import torch
@@ -139,20 +137,6 @@ def test_univfd_clip_models_have_openai_architecture(clip_model, open_clip_name)
     assert enc.patch_embed.img_size[0] == vision["image_size"] and dim == cfg["embed_dim"]
     assert enc.global_pool == "token" and not isinstance(enc.norm_pre, torch.nn.Identity)
     assert enc.head.out_features == cfg["embed_dim"]
-
-
-@pytest.fixture
-def aigbench_log(caplog):
-    """caplog on the "aigbench" logger itself (a configured run turns its propagation off)."""
-    log = logging.getLogger("aigbench")
-    level, propagate = log.level, log.propagate
-    log.addHandler(caplog.handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    yield caplog
-    log.removeHandler(caplog.handler)
-    log.setLevel(level)
-    log.propagate = propagate
 
 
 def test_timm_openai_clip_backbone_matches_open_clip(clip_b32, aigbench_log):
