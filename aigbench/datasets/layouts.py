@@ -1,4 +1,4 @@
-"""Dataset layouts used in the field, each a registered class in ``DATASETS``.
+"""Dataset layouts used in the field, each a registered class in ``LAYOUTS``.
 
 A layout turns a path into a list of :class:`Sample` ``(path, label, generator, category, split)``.
 Labels come from an explicit folder-name map (real = 0, fake = 1), never from
@@ -12,6 +12,13 @@ alphabetical order.
 * ``GenImage``    ``root/<generator>/<subfolder>/{train,val}/{ai,nature}/*``
 * ``JsonList``    a ``.json`` file ``[[path, label], ...]`` or ``[[path, label, generator], ...]``;
   label 0/1 or "real"/"fake"; relative paths are relative to the JSON file.
+* ``CsvList``     a ``.csv`` (or ``.tsv``) file with a header: ``path,label`` plus optional
+  ``generator``, ``split``, ``category`` (the SPAI and B-Free lists; see ``CSV_COLUMNS`` for the
+  column names accepted).
+
+Add your own: a class with ``detect(root, labels)`` and ``samples(root, labels)`` (and a
+``priority``: lower is tried first by ``--layout auto``), registered with
+``@LAYOUTS.register_module()``. ``--label_map real:0,fake:1`` overrides the label names.
 
 **Splits.** A folder named ``train``, ``val`` or ``test`` at any depth marks the split of
 every image below it (``root/train/progan/...`` and ``root/sdv4/sub/val/ai/...`` alike).
@@ -37,7 +44,7 @@ from pathlib import Path
 from typing import NamedTuple, Optional, Union
 
 from aigbench.errors import AigbenchError
-from aigbench.registry import DATASETS
+from aigbench.registry import LAYOUTS
 
 log = logging.getLogger("aigbench")
 
@@ -85,11 +92,13 @@ class FolderLayout:
     label_dirs: dict[str, int] = {}
     category_levels: bool = False  # folders between generator and label folder are a category
 
+    priority = 50  # detection order among registered layouts: lower is tried first
+
     @classmethod
-    def detect(cls, root: Path) -> bool:
+    def detect(cls, root: Path, labels: Optional[dict[str, int]] = None) -> bool:
         if not root.is_dir():
             return False
-        names = {n.lower() for n in cls.label_dirs}
+        names = {n.lower() for n in (labels or cls.label_dirs)}
         for dirpath, dirnames, _ in os.walk(root):
             if any(d.lower() in names for d in dirnames):
                 return True
@@ -98,8 +107,8 @@ class FolderLayout:
         return False
 
     @classmethod
-    def samples(cls, root: Path) -> list[Sample]:
-        lookup = {k.lower(): v for k, v in cls.label_dirs.items()}
+    def samples(cls, root: Path, labels: Optional[dict[str, int]] = None) -> list[Sample]:
+        lookup = {k.lower(): v for k, v in (labels or cls.label_dirs).items()}
         out: list[Sample] = []
         ignored: list[str] = []
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -130,43 +139,65 @@ class FolderLayout:
         return out
 
 
-@DATASETS.register_module()
+@LAYOUTS.register_module()
 class CIFAKE(FolderLayout):
     """CIFAKE (Bird & Lotfi 2024) and Community Forensics folders: root/[source/]{REAL,FAKE}/*."""
 
     label_dirs = {"REAL": 0, "FAKE": 1}
+    priority = 30
 
 
-@DATASETS.register_module()
+@LAYOUTS.register_module()
 class ForenSynths(FolderLayout):
     """ForenSynths (Wang et al. CVPR 2020): root/[split/][generator/][category/]{0_real,1_fake}/*."""
 
     label_dirs = {"0_real": 0, "1_fake": 1}
     category_levels = True
+    priority = 10
 
 
-@DATASETS.register_module()
+@LAYOUTS.register_module()
 class GenImage(FolderLayout):
     """GenImage (Zhu et al. NeurIPS 2023): root/<generator>/<subfolder>/{train,val}/{ai,nature}/*."""
 
     label_dirs = {"nature": 0, "ai": 1}
+    priority = 20
 
 
 _LABEL_WORDS = {"0": 0, "1": 1, "real": 0, "fake": 1}
 
 
-@DATASETS.register_module()
+def parse_label(value: object, labels: Optional[dict[str, int]], where: str) -> int:
+    """0/1 or real/fake (or the words of ``--label_map``) → 0/1; anything else names ``where``."""
+    words = {**_LABEL_WORDS, **{k.lower(): v for k, v in (labels or {}).items()}}
+    text = str(value).strip().lower()
+    if text.endswith(".0") and text[:-2] in words:  # 1.0 from a float column
+        text = text[:-2]
+    if text not in words:
+        raise DatasetError(
+            f'{where} has label {value!r}; use 0/1 or "real"/"fake", or map it with --label_map {text}:0 (or :1)'
+        )
+    return words[text]
+
+
+def _list_path(root: Path, value: object) -> str:
+    path = Path(str(value)).expanduser()
+    return str(path if path.is_absolute() else root.parent / path)
+
+
+@LAYOUTS.register_module()
 class JsonList:
     """A JSON file [[path, label(, generator)], ...]; label 0/1 or real/fake."""
 
     lists_paths = True  # paths come from a file: each must be checked to exist
+    priority = 0
 
     @classmethod
-    def detect(cls, root: Path) -> bool:
+    def detect(cls, root: Path, labels: Optional[dict[str, int]] = None) -> bool:
         return root.is_file() and root.suffix.lower() == ".json"
 
     @classmethod
-    def samples(cls, root: Path) -> list[Sample]:
+    def samples(cls, root: Path, labels: Optional[dict[str, int]] = None) -> list[Sample]:
         try:
             entries = json.loads(root.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
@@ -179,33 +210,94 @@ class JsonList:
                 raise DatasetError(
                     f"{root}: entry {i} must be [path, label] or [path, label, generator], got {entry!r}"
                 )
-            label = _LABEL_WORDS.get(str(entry[1]).strip().lower())
-            if label is None:
-                raise DatasetError(f'{root}: entry {i} has label {entry[1]!r}; use 0/1 or "real"/"fake"')
-            path = Path(str(entry[0])).expanduser()
-            if not path.is_absolute():
-                path = root.parent / path
-            out.append(Sample(str(path), label, str(entry[2]) if len(entry) == 3 else ""))
+            label = parse_label(entry[1], labels, f"{root}: entry {i}")
+            out.append(Sample(_list_path(root, entry[0]), label, str(entry[2]) if len(entry) == 3 else ""))
+        return out
+
+
+# Column names of the CSV lists that benchmarks ship (first match wins).
+CSV_COLUMNS = {
+    "path": ("path", "image_path", "filepath", "file_path", "filename", "file", "image", "img_path"),
+    "label": ("label", "class", "target", "is_fake", "fake"),
+    "generator": ("generator", "model", "model_name", "source", "subset"),
+    "split": ("split", "set", "subset_split"),
+    "category": ("category", "object_class", "content"),
+}
+
+
+@LAYOUTS.register_module()
+class CsvList:
+    """A CSV file with a header: path,label plus optional generator, split, category (SPAI, B-Free)."""
+
+    lists_paths = True
+    priority = 0
+
+    @classmethod
+    def detect(cls, root: Path, labels: Optional[dict[str, int]] = None) -> bool:
+        return root.is_file() and root.suffix.lower() in (".csv", ".tsv")
+
+    @classmethod
+    def samples(cls, root: Path, labels: Optional[dict[str, int]] = None) -> list[Sample]:
+        import csv
+
+        with open(root, newline="", encoding="utf-8-sig") as f:
+            dialect = csv.excel_tab if root.suffix.lower() == ".tsv" else csv.excel
+            reader = csv.DictReader(f, dialect=dialect)
+            header = {h.strip().lower(): h for h in (reader.fieldnames or [])}
+            cols = {k: next((header[c] for c in names if c in header), None) for k, names in CSV_COLUMNS.items()}
+            if cols["path"] is None or cols["label"] is None:
+                raise DatasetError(
+                    f"{root}: a CSV list needs a header with a path column ({'/'.join(CSV_COLUMNS['path'][:3])}) and "
+                    f"a label column ({'/'.join(CSV_COLUMNS['label'][:3])}); its header is {reader.fieldnames}"
+                )
+            out = []
+            for i, row in enumerate(reader, start=2):
+                label = parse_label(row[cols["label"]], labels, f"{root}: line {i}")
+
+                def col(key: str, row: dict = row) -> str:
+                    return (row.get(cols[key]) or "").strip() if cols[key] else ""
+
+                split = col("split").lower()
+                split = {"validation": "val", "valid": "val"}.get(split, split)
+                out.append(Sample(_list_path(root, row[cols["path"]]), label, col("generator"), col("category"), split))
         return out
 
 
 def layout_class(name: str) -> type:
     """The registered layout ``name``; an unknown name is a :class:`DatasetError` with suggestions."""
     try:
-        return DATASETS.get(name)
+        return LAYOUTS.get(name)
     except KeyError as e:
         raise DatasetError(f"--layout: {e.args[0]} (or use --layout auto)") from None
 
 
-def detect_layout(root: Path) -> str:
-    """Name of the first layout that recognises ``root``."""
-    for name in ("JsonList", "ForenSynths", "GenImage", "CIFAKE"):
-        if DATASETS.get(name).detect(root):
+def detect_layout(root: Path, labels: Optional[dict[str, int]] = None) -> str:
+    """Name of the first registered layout (by ``priority``) that recognises ``root``."""
+    names = sorted(LAYOUTS.list(), key=lambda n: (getattr(LAYOUTS.get(n), "priority", 50), n))
+    for name in names:
+        if LAYOUTS.get(name).detect(root, labels):
             return name
+    hint = f" with the folder names of --label_map {', '.join(labels)}" if labels else ""
     raise DatasetError(
-        f"{root}: no known layout found. Expected {{REAL,FAKE}}/ (CIFAKE), [generator/]{{0_real,1_fake}}/ "
-        "(ForenSynths), {nature,ai}/ (GenImage) or a .json list [[path, label], ...]"
+        f"{root}: no known layout found{hint}. Expected {{REAL,FAKE}}/ (CIFAKE), [generator/]{{0_real,1_fake}}/ "
+        "(ForenSynths), {nature,ai}/ (GenImage), a .json list [[path, label], ...] or a .csv list with a "
+        "path,label header; other folder names: --label_map NAME:0,NAME:1"
     )
+
+
+def parse_label_map(spec: str) -> Optional[dict[str, int]]:
+    """``"real:0,fake:1"`` → ``{"real": 0, "fake": 1}``; empty → None. Errors name --label_map."""
+    if not spec:
+        return None
+    out: dict[str, int] = {}
+    for part in spec.split(","):
+        name, sep, value = part.strip().rpartition(":")
+        if not sep or not name or value.strip() not in ("0", "1"):
+            raise DatasetError(f"--label_map {spec!r}: each entry must be NAME:0 (real) or NAME:1 (fake), got {part!r}")
+        out[name.strip()] = int(value)
+    if set(out.values()) != {0, 1}:
+        raise DatasetError(f"--label_map {spec!r} must name at least one real (:0) and one fake (:1) label")
+    return out
 
 
 def select_split(samples: list[Sample], split: Optional[str], where: str) -> list[Sample]:
@@ -263,18 +355,24 @@ def check_paths_exist(samples: list[Sample], where: str) -> None:
         )
 
 
-def load_samples(path: Union[str, os.PathLike], split: Optional[str] = None, layout: str = "auto") -> list[Sample]:
+def load_samples(
+    path: Union[str, os.PathLike],
+    split: Optional[str] = None,
+    layout: str = "auto",
+    label_map: Optional[dict[str, int]] = None,
+) -> list[Sample]:
     """Resolve ``path``, detect or use ``layout``, list its samples and keep ``split``.
 
-    Raises :class:`DatasetError` before any work starts for: a missing path, an unknown
-    layout, listed files that do not exist, contradictory labels, several splits when none
-    was asked for, and an empty result.
+    ``label_map`` (``--label_map real:0,fake:1``) replaces a folder layout's label folder
+    names, and adds label words for the list layouts. Raises :class:`DatasetError` before any
+    work starts for: a missing path, an unknown layout, listed files that do not exist,
+    contradictory labels, several splits when none was asked for, and an empty result.
     """
     root = resolve_path(path)
-    name = detect_layout(root) if layout == "auto" else layout
+    name = detect_layout(root, label_map) if layout == "auto" else layout
     cls = layout_class(name)
     where = f"{path} ({name} layout)"
-    samples = cls.samples(root)
+    samples = cls.samples(root, label_map)
     if getattr(cls, "lists_paths", False):
         check_paths_exist(samples, where)
     samples = select_split(samples, split, where)

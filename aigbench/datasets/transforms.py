@@ -1,4 +1,5 @@
-"""Albumentations/OpenCV transforms: decode → [perturb] → resize/crop → [perturb] → normalize.
+"""Albumentations/OpenCV transforms: decode → [align format] → [augment] → [perturb] → resize/crop →
+[perturb] → normalize.
 
 Images are RGB uint8 ``HxWx3`` numpy arrays until :class:`Normalizer`. Every downscale is
 antialiased (``INTER_AREA``, as torchvision's ``Resize(antialias=True)`` and Pillow do); the
@@ -106,10 +107,12 @@ class ImageTransform:
         hflip: bool = True,
         interpolation: str = "bilinear",
         crop_pct: float = 1.0,
+        align: Optional[Callable[[np.ndarray], np.ndarray]] = None,
     ) -> None:
         self.geometric = build_geometric(image_size, train, resize_mode, hflip, interpolation, crop_pct)
         self.normalizer = normalizer or Normalizer()
         self.augment = augment
+        self.align = align  # e.g. FormatAlign("jpeg:96"): applied first, before anything else
         self.perturbation: Optional[Callable[[np.ndarray], np.ndarray]] = None
         self.perturb_stage: PerturbStage = "before_resize"
 
@@ -120,6 +123,7 @@ class ImageTransform:
         train: bool,
         augment: Optional[Callable[[np.ndarray], np.ndarray]] = None,
         hflip: bool = True,
+        align: Optional[Callable[[np.ndarray], np.ndarray]] = None,
     ) -> ImageTransform:
         return cls(
             cfg.input_size,
@@ -130,6 +134,7 @@ class ImageTransform:
             hflip,
             cfg.interpolation,
             cfg.crop_pct,
+            align,
         )
 
     def with_perturbation(
@@ -155,7 +160,9 @@ class ImageTransform:
         return self.normalizer(self.prepare(img))
 
     def prepare(self, img: np.ndarray) -> np.ndarray:
-        """Augment, perturb and resize/crop; still uint8 ``HxWx3`` (normalized per batch)."""
+        """Align the format, augment, perturb and resize/crop; still uint8 ``HxWx3`` (normalized per batch)."""
+        if self.align is not None:
+            img = self.align(img)
         if self.augment is not None:
             img = self.augment(img)
         if self.perturbation is not None and self.perturb_stage == "before_resize":

@@ -20,7 +20,7 @@ from aigbench.flags import add_signature_flags, kwargs_from_args
 DEFAULT_MODEL = "MyModel"
 # Flags that test.py / test_robust.py take from the run's config.json (with the model's own
 # flags) unless they are given on the command line.
-REBUILD_FLAGS = ("model", "image_size", "resize_mode", "interpolation", "crop_pct")
+REBUILD_FLAGS = ("model", "image_size", "resize_mode", "interpolation", "crop_pct", "align_format")
 # Framework flags that a model's __init__ may take as parameters (and so receive their values).
 SHARED_WITH_MODELS = ("image_size", "pretrained_path")
 
@@ -60,12 +60,29 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default=True,
         help="mixed precision on CUDA: bfloat16 where the GPU supports it, else float16 with loss scaling; off on CPU",
     )
-    g.add_argument("--layout", default="auto", help="dataset layout: auto, CIFAKE, ForenSynths, GenImage, JsonList")
+    g.add_argument(
+        "--layout",
+        default="auto",
+        help="dataset layout: auto, CIFAKE, ForenSynths, GenImage, JsonList, CsvList (or one you registered)",
+    )
+    g.add_argument(
+        "--label_map",
+        default="",
+        metavar="NAME:0,NAME:1",
+        help="label names of your data, e.g. real:0,fake:1 (folder names, or label values of a list)",
+    )
     g.add_argument("--seed", type=int, default=42)
     g.add_argument(
         "--pretrained_path",
         default="",
         help="weights the model starts from (its own loader for zoo models, else a strict state dict)",
+    )
+    g.add_argument(
+        "--align_format",
+        default="",
+        metavar="jpeg:QUALITY",
+        help="re-encode every evaluation image (validation, test, robustness) in this format first, e.g. "
+        "jpeg:96: takes away the real-JPEG / fake-PNG shortcut (Grommelt et al. 2024); recorded in metrics.json",
     )
     g.add_argument(
         "--max_skip_ratio",
@@ -107,6 +124,11 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
         default=DEMO_ALIAS,
         help="test data, reported only, never used for selection: a dataset path (its test/ folder when it "
         "has one) or a JSON {name: path} file",
+    )
+    g.add_argument(
+        "--align_train",
+        action="store_true",
+        help="apply --align_format to the training images too",
     )
     g.add_argument(
         "--allow_one_class",

@@ -19,13 +19,15 @@ from torch.utils.data import DataLoader
 
 from aigbench.datasets.augment import BlurJPEG
 from aigbench.datasets.dataset import ImageDataset, build_loader
-from aigbench.datasets.layouts import DEMO_ALIAS, DatasetError, Sample, load_samples
+from aigbench.datasets.layouts import DEMO_ALIAS, DatasetError, Sample, load_samples, parse_label_map
 from aigbench.datasets.preprocess import Preprocess, resolve_preprocess
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.checkpoint import load_checkpoint, load_model_weights
 from aigbench.engine.dist import DistContext
 from aigbench.engine.loggers import atomic_open, safe_name
+from aigbench.errors import ConfigError
 from aigbench.flags import kwargs_from_args
+from aigbench.imageops import FormatAlign
 from aigbench.registry import MODELS
 
 log = logging.getLogger("aigbench")
@@ -77,12 +79,31 @@ def preprocess_of(args: argparse.Namespace) -> Preprocess:
     )
 
 
+def format_align(args: argparse.Namespace, train: bool) -> Optional[FormatAlign]:
+    """``--align_format`` for evaluation transforms, and for training with ``--align_train``."""
+    spec = getattr(args, "align_format", "")
+    if not spec or (train and not getattr(args, "align_train", False)):
+        return None
+    try:
+        return FormatAlign(spec)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def build_transform(args: argparse.Namespace, train: bool) -> ImageTransform:
-    """The transform of the model's preprocessing; training adds flips and ``--aug_*``."""
+    """The transform of the model's preprocessing; training adds flips and ``--aug_*``; every
+    image is first re-encoded by ``--align_format`` where it applies."""
     augment = None
     if train and (args.aug_blur_prob > 0 or args.aug_jpeg_prob > 0):
         augment = BlurJPEG(args.aug_blur_prob, args.aug_jpeg_prob, args.aug_blur_sigma, args.aug_jpeg_quality)
-    return ImageTransform.from_preprocess(preprocess_of(args), train, augment, hflip=getattr(args, "hflip", True))
+    return ImageTransform.from_preprocess(
+        preprocess_of(args), train, augment, hflip=getattr(args, "hflip", True), align=format_align(args, train)
+    )
+
+
+def load_data(args: argparse.Namespace, path: str, split: str) -> list[Sample]:
+    """``load_samples`` with the run's ``--layout`` and ``--label_map``."""
+    return load_samples(path, split, args.layout, parse_label_map(getattr(args, "label_map", "")))
 
 
 # ---- training and validation data ------------------------------------------------------------
@@ -152,13 +173,13 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
     checkpoints, so that nothing of that run is overwritten or mistaken for this one's.
     """
     check_fresh_output(args)
-    samples = load_samples(args.data_path, "train", args.layout)
+    samples = load_data(args, args.data_path, "train")
     val_samples: list[Sample] = []
     val_split = getattr(args, "val_split", 0.0)
     if getattr(args, "val_data_path", ""):
         if val_split:
             raise DatasetError("give --val_data_path or --val_split, not both")
-        val_samples = load_samples(args.val_data_path, "val", args.layout)
+        val_samples = load_data(args, args.val_data_path, "val")
         warn_overlap(samples, val_samples, "the training and validation data")
         if len({s.label for s in val_samples}) < 2:
             raise DatasetError(
@@ -277,9 +298,7 @@ def build_test_loaders(args: argparse.Namespace, ctx: DistContext, spec: Optiona
     checked before any work starts."""
     sets = read_test_sets(spec or args.test_data_path)
     transform = build_transform(args, False)
-    datasets = {
-        name: ImageDataset(load_samples(path, "test", args.layout), transform, name) for name, path in sets.items()
-    }
+    datasets = {name: ImageDataset(load_data(args, path, "test"), transform, name) for name, path in sets.items()}
     return {
         name: build_loader(ds, args.batch_size, False, args.num_workers, ctx.distributed, args.seed)
         for name, ds in datasets.items()

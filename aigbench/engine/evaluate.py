@@ -119,7 +119,8 @@ def evaluate_datasets(
         preds = predict(model, loader, ctx, amp=amp, desc=f"{prefix} {name}", show_progress=show_progress)
         check_skipped(f"{prefix} dataset {name!r}", len(preds.skipped), len(loader.dataset), max_skip_ratio)
         result = score_predictions(preds, loader, val_threshold=val_threshold, calibrate=calibrate)
-        result = {"dataset": name, **dict(extra or {}), **result}
+        align = getattr(loader.dataset.transform, "align", None)
+        result = {"dataset": name, "align_format": getattr(align, "spec", None), **dict(extra or {}), **result}
         results[name] = result
         if not ctx.is_main:
             continue

@@ -28,6 +28,7 @@ import zlib
 import cv2
 import numpy as np
 
+from aigbench.imageops.codecs import reencode
 from aigbench.registry import PERTURBATIONS
 
 
@@ -114,9 +115,4 @@ class JPEG(Perturbation):
             raise ValueError(f"jpeg: quality must be in 1..100, got {self.strength:g}")
 
     def apply(self, img: np.ndarray) -> np.ndarray:
-        ok, buf = cv2.imencode(
-            ".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(self.strength)]
-        )
-        if not ok:
-            raise RuntimeError(f"JPEG encoding failed at quality {self.strength:g}")
-        return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        return reencode(img, "jpeg", int(self.strength))
