@@ -37,8 +37,14 @@ setup(
         "numpy>=1.24",
         "scikit-learn>=1.3",
         "pillow>=9.1",
+        "pyarrow>=14",
         "tqdm>=4.60",
     ],
-    extras_require={"test": ["pytest>=7", "ruff>=0.4", "open-clip-torch>=2.24"]},
+    extras_require={
+        # Hugging Face `datasets` is not needed to read local parquet or save_to_disk folders (pyarrow
+        # reads them); the extra is for building and downloading such sets.
+        "hf": ["datasets>=2.14"],
+        "test": ["pytest>=7", "ruff>=0.4", "open-clip-torch>=2.24", "datasets>=2.14"],
+    },
     entry_points={"console_scripts": ["bench=aigbench.cli.main:cli"]},
 )

@@ -81,3 +81,142 @@ def test_format_alignment_reencodes_every_evaluation_image_first(tmp_path):
         with pytest.raises(ValueError, match="--align_format"):
             FormatAlign(bad)
     Image.open(tmp_path / "REAL" / "000.png")  # the files themselves are untouched
+
+
+def _png_bytes(src) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.open(src).convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def community_forensics_parquet(path, n=6, row_group_size=4):
+    """Community Forensics' shape: image_data bytes, label, model_name, split (+ other columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    reals, fakes = cifake_files("train", "REAL", n), cifake_files("train", "FAKE", n)
+    rows = [(_png_bytes(f), 0, "", "train" if i < n - 2 else "test", "imagenet") for i, f in enumerate(reals)]
+    rows += [
+        (_png_bytes(f), 1, "sdxl" if i % 2 else "dalle3", "train" if i < n - 2 else "test", "")
+        for i, f in enumerate(fakes)
+    ]
+    table = pa.table(
+        {
+            "image_data": [r[0] for r in rows],
+            "label": [r[1] for r in rows],
+            "model_name": [r[2] for r in rows],
+            "split": [r[3] for r in rows],
+            "dataset_name": [r[4] for r in rows],
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return [f for f in reals] + [f for f in fakes]
+
+
+def test_community_forensics_parquet_reads_rows_lazily_and_exactly(tmp_path):
+    from aigbench.datasets import sources
+
+    f = tmp_path / "cf" / "data.parquet"
+    originals = community_forensics_parquet(f)
+    train = load_samples(f, "train")
+    test = load_samples(f, "test")
+    assert detect_layout(f) == "Parquet" and detect_layout(f.parent) == "Parquet"
+    assert len(train) == 8 and len(test) == 4
+    assert {s.generator for s in train if s.label == 1} == {"sdxl", "dalle3"}
+    assert all(s.path.startswith(str(f) + "#") for s in train)
+    # every row decodes to the very pixels of the image that was stored in it
+    for s in train + test:
+        row = int(s.path.rsplit("#", 1)[1])
+        ref = np.asarray(Image.open(originals[row]).convert("RGB"))
+        assert np.array_equal(sources.load_image(s.path), ref), s.path
+    assert len(sources._GROUPS) <= 2  # only the last row groups' image columns are held
+    assert sources.load_image(str(f) + "#999") is None
+
+
+def test_aiornot_parquet_and_hub_shards_with_classlabel_names(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    reals, fakes = cifake_files("test", "REAL", 5), cifake_files("test", "FAKE", 5)
+    # aiornot: image (Hugging Face Image struct with bytes) and label
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    ds = datasets.Dataset.from_dict({"image": [str(p) for p in reals + fakes], "label": [0] * 5 + [1] * 5}, feats)
+    ds.to_parquet(str(tmp_path / "aiornot" / "train.parquet"))
+    s = load_samples(tmp_path / "aiornot" / "train.parquet")
+    assert [x.label for x in s] == [0] * 5 + [1] * 5 and {x.split for x in s} == {"train"}
+    img = ImageDataset(s, ImageTransform(32, False))[7]["image"]
+    assert img.shape == (32, 32, 3)
+    # hub cache shards whose ClassLabel puts "fake" first: the names decide, not the index
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["fake", "real"])})
+    ds = datasets.Dataset.from_dict({"image": [str(p) for p in reals + fakes], "label": [1] * 5 + [0] * 5}, feats)
+    shards = tmp_path / "hub" / "data"
+    shards.mkdir(parents=True)
+    for k in range(2):
+        ds.shard(2, k, contiguous=True).to_parquet(str(shards / f"train-0000{k}-of-00002.parquet"))
+    hub = load_samples(tmp_path / "hub", "train")
+    assert [x.label for x in hub] == [0] * 5 + [1] * 5
+
+
+def test_hugging_face_save_to_disk_datasetdict_like_ai_genbench(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    reals, fakes = cifake_files("test", "REAL", 6), cifake_files("test", "FAKE", 6)
+    feats = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.Value("int64"), "generator": datasets.Value("string")}
+    )
+
+    def part(r, f):
+        gens = [""] * len(r) + ["SD 1.5" if i % 2 else "Midjourney v5" for i in range(len(f))]
+        return datasets.Dataset.from_dict(
+            {"image": [str(p) for p in r + f], "label": [0] * len(r) + [1] * len(f), "generator": gens}, feats
+        )
+
+    dd = datasets.DatasetDict({"train": part(reals[:4], fakes[:4]), "validation": part(reals[4:], fakes[4:])})
+    dd.save_to_disk(str(tmp_path / "aigenbench"))
+    root = tmp_path / "aigenbench"
+    assert detect_layout(root) == "HFDisk"
+    train, val = load_samples(root, "train"), load_samples(root, "val")
+    assert len(train) == 8 and len(val) == 4
+    assert {s.generator for s in val if s.label == 0} == {""}
+    loader = build_loader(ImageDataset(val, ImageTransform(32, False), "val"), 4, False)
+    res = evaluate_datasets(ConstantModel(), {"val": loader}, DistContext(torch.device("cpu")))
+    assert res["val"]["metrics"]["n"] == 4 and res["val"]["n_skipped"] == 0
+    assert set(res["val"]["generator_pairing"]["per_generator"].values()) == {"pooled_reals"}
+    with pytest.raises(DatasetError, match="several splits"):
+        load_samples(root)
+
+
+@pytest.mark.slow
+def test_parquet_through_train_test_and_robustness_scripts(project, tmp_path):
+    from conftest import script
+
+    f = tmp_path / "cf" / "data.parquet"
+    community_forensics_parquet(f, n=24, row_group_size=8)
+    out = project / "pq"
+    common = ["--output_dir", str(out), "--batch_size", "8", "--no_progress"]
+    script(
+        project,
+        "train.py",
+        "--data_path",
+        str(f),
+        "--test_data_path",
+        str(f),
+        "--val_split",
+        "0.25",
+        "--epochs",
+        "2",
+        "--align_format",
+        "jpeg:96",
+        *common,
+    )
+    test_map = tmp_path / "tests.json"
+    test_map.write_text(json.dumps({"cf_test": str(f)}))
+    script(project, "test.py", "--test_data_json", str(test_map), *common)
+    m = json.loads((out / "test" / "checkpoint-best" / "cf_test" / "metrics.json").read_text())
+    assert m["metrics"]["n"] == 4 and m["align_format"] == "jpeg:96"
+    assert set(m["per_generator"]) == {"sdxl", "dalle3"}
+    with open(out / "test" / "checkpoint-best" / "cf_test" / "predictions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert all("#" in r["path"] for r in rows) and {r["generator"] for r in rows} == {"", "sdxl", "dalle3"}
+    script(project, "test_robust.py", "--test_data_json", str(test_map), *common)
+    assert (out / "robustness" / "checkpoint-best" / "robustness.csv").exists()

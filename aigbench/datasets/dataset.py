@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
 from aigbench.datasets.layouts import DatasetError, Sample, load_samples
+from aigbench.datasets.sources import load_image
 from aigbench.datasets.transforms import ImageTransform, Normalizer
-from aigbench.imageops import decode_image
 
 # A training batch replaces an undecodable file by the next decodable one, up to this many tries.
 MAX_SUBSTITUTE_TRIES = 16
@@ -50,13 +50,13 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = self.samples[index]
-        img = decode_image(s.path)
+        img = load_image(s.path)
         if img is not None:
             return self._item(index, img)
         if self.substitute:
             for k in range(1, min(MAX_SUBSTITUTE_TRIES, len(self.samples))):
                 j = (index + k) % len(self.samples)
-                other = decode_image(self.samples[j].path)
+                other = load_image(self.samples[j].path)
                 if other is not None:
                     return {**self._item(j, other), "skipped": s.path}
             raise DatasetError(
