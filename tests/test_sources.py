@@ -220,3 +220,80 @@ def test_parquet_through_train_test_and_robustness_scripts(project, tmp_path):
     assert all("#" in r["path"] for r in rows) and {r["generator"] for r in rows} == {"", "sdxl", "dalle3"}
     script(project, "test_robust.py", "--test_data_json", str(test_map), *common)
     assert (out / "robustness" / "checkpoint-best" / "robustness.csv").exists()
+
+
+def test_parse_sources_keeps_colons_that_are_not_weights():
+    from aigbench.datasets.sampling import parse_sources
+
+    assert parse_sources("aigbench:demo") == [("aigbench:demo", 1.0)]
+    assert parse_sources("/d/a:1,/d/b:2.5, /d/c") == [("/d/a", 1.0), ("/d/b", 2.5), ("/d/c", 1.0)]
+    with pytest.raises(DatasetError, match="weight of '/d/a' must be a positive number"):
+        parse_sources("/d/a:0")
+
+
+def test_balanced_weights_give_the_promised_shares():
+    from aigbench.datasets.layouts import Sample
+    from aigbench.datasets.sampling import WeightedDistributedSampler, sample_weights
+
+    # source 0: 900 reals; source 1: fakes of two generators, 300 + 60
+    samples = [Sample(f"r{i}", 0, "") for i in range(900)]
+    samples += [Sample(f"a{i}", 1, "sdxl") for i in range(300)] + [Sample(f"b{i}", 1, "dalle") for i in range(60)]
+    src = [0] * 900 + [1] * 360
+
+    def share(w, pred):
+        return sum(wi for s, wi in zip(samples, w) if pred(s))
+
+    w = sample_weights(samples, src, [1.0, 3.0])
+    assert share(w, lambda s: s.label == 0) == pytest.approx(0.25)  # source weights 1:3
+    w = sample_weights(samples, src, [1.0, 1.0], "label")
+    assert share(w, lambda s: s.label == 1) == pytest.approx(0.5)
+    assert share(w, lambda s: s.generator == "dalle") == pytest.approx(0.5 * 60 / 360)
+    w = sample_weights(samples, src, [1.0, 1.0], "generator")
+    assert share(w, lambda s: s.generator == "dalle") == pytest.approx(0.25)
+    assert share(w, lambda s: s.generator == "sdxl") == pytest.approx(0.25)
+    # two processes draw disjoint slices of one seeded stream; the epoch reseeds it
+    ranks = [WeightedDistributedSampler(w, 630, r, 2, seed=7) for r in (0, 1)]
+    draws = [list(s) for s in ranks]
+    assert len(draws[0]) == len(draws[1]) == 630
+    again = list(WeightedDistributedSampler(w, 630, 0, 2, seed=7))
+    assert draws[0] == again
+    ranks[0].set_epoch(1)
+    assert list(ranks[0]) != draws[0]
+    picked = np.array(draws[0] + draws[1])
+    assert abs(np.isin(picked, np.arange(1200, 1260)).mean() - 0.25) < 0.05
+
+
+@pytest.mark.slow
+def test_community_forensics_recipe_hf_fakes_plus_local_real_folders(project, tmp_path):
+    from conftest import script
+
+    fakes = tmp_path / "cf_fakes.parquet"
+    community_forensics_parquet(fakes, n=20, row_group_size=16)  # its reals are dropped below
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(fakes)
+    pq.write_table(table.filter(pq.read_table(fakes, columns=["label"]).column("label").to_numpy() == 1), fakes)
+    fill(tmp_path / "ImageNet" / "real", cifake_files("train", "REAL", 40, 100))
+    proc = script(
+        project,
+        "train.py",
+        "--data_path",
+        f"{fakes}:1,{tmp_path / 'ImageNet'}:1",
+        "--balance",
+        "generator",
+        "--val_split",
+        "0.2",
+        "--test_data_path",
+        str(fakes),
+        "--epochs",
+        "1",
+        "--batch_size",
+        "8",
+        "--output_dir",
+        "cf",
+    )
+    assert "training mix per epoch" in proc.stdout and "real 50.0 %" in proc.stdout
+    assert "sdxl 25.0 %" in proc.stdout and "dalle3 25.0 %" in proc.stdout
+    with open(project / "cf" / "val_split.csv") as fh:
+        val = [r for r in csv.DictReader(fh) if r["split"] == "val"]
+    assert {r["label"] for r in val} == {"0", "1"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Optional, Sequence
 
@@ -131,8 +132,12 @@ def build_loader(
     distributed: bool = False,
     seed: int = 0,
     drop_last: Optional[bool] = None,
+    weights: Optional[np.ndarray] = None,
 ) -> DataLoader:
     """A DataLoader with a (distributed) sampler; shuffling uses ``seed`` (+ epoch via ``set_epoch``).
+
+    With ``weights`` (training on mixed sources or ``--balance``) images are drawn with
+    replacement by a :class:`~aigbench.datasets.sampling.WeightedDistributedSampler`.
 
     Evaluation under several processes uses a padded ``DistributedSampler``: each batch carries
     the dataset ``index`` of its images so that gathering can count every image exactly once.
@@ -140,8 +145,14 @@ def build_loader(
     # OpenCV's own thread pool competes with torch's threads for the same cores; the loader
     # parallelises across images (num_workers) instead.
     cv2.setNumThreads(1)
-    if distributed:
-        sampler: Any = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=False)
+    if weights is not None:
+        from aigbench.datasets.sampling import WeightedDistributedSampler
+
+        world = torch.distributed.get_world_size() if distributed else 1
+        rank = torch.distributed.get_rank() if distributed else 0
+        sampler: Any = WeightedDistributedSampler(weights, math.ceil(len(dataset) / world), rank, world, seed)
+    elif distributed:
+        sampler = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=False)
     elif train:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
     else:
@@ -185,7 +196,7 @@ def evaluation_view(loader: DataLoader, transform: ImageTransform) -> DataLoader
 def set_loader_epoch(loader: DataLoader, epoch: int, seed: int) -> None:
     """Make epoch ``epoch``'s order and augmentation depend only on ``seed`` and ``epoch``."""
     sampler = loader.sampler
-    if isinstance(sampler, DistributedSampler):
+    if hasattr(sampler, "set_epoch"):  # DistributedSampler, WeightedDistributedSampler
         sampler.set_epoch(epoch)
     elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
         sampler.generator.manual_seed(seed + epoch)

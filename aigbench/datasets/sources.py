@@ -123,8 +123,11 @@ def parquet_samples(root: Path, labels: Optional[dict[str, int]] = None) -> list
         cols = pf.schema_arrow.names
         if _first(cols, IMAGE_COLUMNS) is None:
             raise DatasetError(f"{f}: no image column ({', '.join(IMAGE_COLUMNS)}); its columns are {cols}")
-        small = [c for c in (_first(cols, n) for n in (LABEL_COLUMNS, GENERATOR_COLUMNS, SPLIT_COLUMNS,
-                                                       CATEGORY_COLUMNS)) if c]
+        small = [
+            c
+            for c in (_first(cols, n) for n in (LABEL_COLUMNS, GENERATOR_COLUMNS, SPLIT_COLUMNS, CATEGORY_COLUMNS))
+            if c
+        ]
         table = pf.read(columns=small)
         out += table_samples(f, table, _hf_features(pf.schema_arrow.metadata), labels, _split_from_name(f))
     return out

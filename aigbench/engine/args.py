@@ -104,7 +104,15 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
     g.add_argument(
         "--data_path",
         default=DEMO_ALIAS,
-        help=f"training data (its train/ folder when it has one); {DEMO_ALIAS} is the embedded demo",
+        help=f"training data (its train split when it has one); {DEMO_ALIAS} is the embedded demo. Several "
+        "sources: a:1,b:2 (each drawn in proportion to its weight, whatever its size)",
+    )
+    g.add_argument(
+        "--balance",
+        choices=["none", "label", "generator"],
+        default="none",
+        help="draw real and fake equally often (label), and each generator equally often among fakes "
+        "(generator); with replacement, seeded",
     )
     g.add_argument(
         "--val_data_path",

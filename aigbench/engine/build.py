@@ -21,6 +21,7 @@ from aigbench.datasets.augment import BlurJPEG
 from aigbench.datasets.dataset import ImageDataset, build_loader
 from aigbench.datasets.layouts import DEMO_ALIAS, DatasetError, Sample, load_samples, parse_label_map
 from aigbench.datasets.preprocess import Preprocess, resolve_preprocess
+from aigbench.datasets.sampling import describe_mix, parse_sources, sample_weights
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.checkpoint import load_checkpoint, load_model_weights
 from aigbench.engine.dist import DistContext
@@ -112,6 +113,12 @@ def load_data(args: argparse.Namespace, path: str, split: str) -> list[Sample]:
 def split_train_val(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
     """A seeded split stratified by (label, generator): each group gives ``round(fraction * n)``
     of its images (at least one when it has two or more) to validation."""
+    train_idx, val_idx = split_indices(samples, fraction, seed)
+    return [samples[i] for i in train_idx], [samples[i] for i in val_idx]
+
+
+def split_indices(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """The positions of :func:`split_train_val`'s two parts, each in the original order."""
     groups: dict[tuple[int, str], list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         groups[(s.label, s.generator)].append(i)
@@ -123,9 +130,7 @@ def split_train_val(samples: Sequence[Sample], fraction: float, seed: int) -> tu
         if len(idx) >= 2:
             n_val = min(max(n_val, 1), len(idx) - 1)
         val_idx.update(rng.permutation(idx)[:n_val].tolist())
-    train = [s for i, s in enumerate(samples) if i not in val_idx]
-    val = [s for i, s in enumerate(samples) if i in val_idx]
-    return train, val
+    return [i for i in range(len(samples)) if i not in val_idx], sorted(val_idx)
 
 
 def write_split_csv(path: Path, train: Sequence[Sample], val: Sequence[Sample]) -> None:
@@ -173,7 +178,12 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
     checkpoints, so that nothing of that run is overwritten or mistaken for this one's.
     """
     check_fresh_output(args)
-    samples = load_data(args, args.data_path, "train")
+    sources = parse_sources(args.data_path)
+    samples, source_of = [], []
+    for k, (path, _) in enumerate(sources):
+        part = load_data(args, path, "train")
+        samples += part
+        source_of += [k] * len(part)
     val_samples: list[Sample] = []
     val_split = getattr(args, "val_split", 0.0)
     if getattr(args, "val_data_path", ""):
@@ -187,7 +197,9 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
                 "would rank checkpoints by one class's recall. Give validation data with real and fake images"
             )
     elif val_split:
-        samples, val_samples = split_train_val(samples, val_split, args.seed)
+        train_idx, val_idx = split_indices(samples, val_split, args.seed)
+        val_samples = [samples[i] for i in val_idx]
+        samples, source_of = [samples[i] for i in train_idx], [source_of[i] for i in train_idx]
         if ctx.is_main:
             write_split_csv(Path(args.output_dir) / "val_split.csv", samples, val_samples)
         log.info(
@@ -209,7 +221,14 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
             f"{args.data_path}: {len(train_ds)} training images is fewer than one batch "
             f"(--batch_size {args.batch_size} x {ctx.world_size} process(es)); lower --batch_size"
         )
-    train = build_loader(train_ds, args.batch_size, True, args.num_workers, ctx.distributed, args.seed)
+    weights = None
+    balance = getattr(args, "balance", "none")
+    if len(sources) > 1 or balance != "none":
+        weights = sample_weights(samples, source_of, [w for _, w in sources], balance)
+        log.info(
+            "training mix per epoch (--data_path weights, --balance %s): %s", balance, describe_mix(samples, weights)
+        )
+    train = build_loader(train_ds, args.batch_size, True, args.num_workers, ctx.distributed, args.seed, weights=weights)
     val = None
     if val_samples:
         val_ds = ImageDataset(val_samples, build_transform(args, False), "val")
