@@ -297,3 +297,72 @@ def test_community_forensics_recipe_hf_fakes_plus_local_real_folders(project, tm
     with open(project / "cf" / "val_split.csv") as fh:
         val = [r for r in csv.DictReader(fh) if r["split"] == "val"]
     assert {r["label"] for r in val} == {"0", "1"}
+
+
+def test_multicrop_scores_are_the_mean_of_the_crops_scores(tmp_path):
+    from aigbench.datasets.transforms import multicrop
+    from aigbench.engine.loop import predict
+
+    fill(tmp_path / "REAL", cifake_files("test", "REAL", 3))
+    fill(tmp_path / "FAKE", cifake_files("test", "FAKE", 3))
+    for p in tmp_path.rglob("*.png"):  # full-size-ish images: 48 px
+        Image.open(p).resize((48, 40), Image.BICUBIC).save(p)
+    samples = load_samples(tmp_path)
+    t = ImageTransform(32, False, resize_mode="multicrop", crops=10)
+    assert t.crop_name == "multicrop10"
+    preds = predict(ConstantModel(), build_loader(ImageDataset(samples, t), 4, False), DistContext(torch.device("cpu")))
+    plain = ImageTransform(32, False, resize_mode="none")
+    for i, s in zip(preds.index, preds.score):
+        crops = multicrop(decode_image(samples[i].path), 32, 10)
+        ref = [float(ConstantModel()(plain.normalizer(c)[None], torch.zeros(1))["pred_label"]) for c in crops]
+        assert s == pytest.approx(np.mean(ref), abs=1e-6)
+    assert len({c.shape for c in crops}) == 1 and not np.array_equal(crops[0], crops[4])
+    with pytest.raises(ValueError, match="--eval_crops must be 5"):
+        ImageTransform(32, False, resize_mode="multicrop", crops=3)
+
+
+@pytest.mark.slow
+def test_one_model_under_every_evaluation_crop(project, tmp_path):
+    from conftest import script
+
+    for split, n in (("train", 40), ("test", 12)):
+        for cls in ("REAL", "FAKE"):
+            fill(tmp_path / "d" / split / cls, cifake_files(split, cls, n))
+    for p in (tmp_path / "d" / "test").rglob("*.png"):  # test photos larger than the model input
+        Image.open(p).resize((56, 48), Image.BICUBIC).save(p)
+    d = tmp_path / "d"
+    script(
+        project,
+        "train.py",
+        "--data_path",
+        str(d),
+        "--test_data_path",
+        str(d),
+        "--train_crop",
+        "random_crop",
+        "--epochs",
+        "2",
+        "--batch_size",
+        "16",
+        "--output_dir",
+        "crops",
+    )
+    accs = {}
+    for crop in ("resize", "center_crop", "multicrop", "full"):
+        script(
+            project,
+            "test.py",
+            "--test_data_json",
+            str(d),
+            "--output_dir",
+            "crops",
+            "--eval_crop",
+            crop,
+            "--checkpoint",
+            "last",
+        )
+        m = json.loads((project / "crops" / "test" / "checkpoint-1" / "d" / "metrics.json").read_text())
+        assert m["metrics"]["n"] == 24 and m["eval_crop"] == {"multicrop": "multicrop5"}.get(crop, crop)
+        accs[crop] = (m["metrics"]["accuracy"], m["metrics"]["auroc"])
+    print("accuracy, AUROC per evaluation crop:", accs)
+    assert len({auroc for _, auroc in accs.values()}) == 4  # each crop really gives the model other pixels

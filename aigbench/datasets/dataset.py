@@ -91,9 +91,17 @@ class Collate:
             shapes = {it["image"].shape for it in good}
             if len(shapes) > 1:
                 raise DatasetError(
-                    f"images of one batch differ in size {sorted(shapes)}; use --resize_mode resize or crop"
+                    f"images of one batch differ in size {sorted(shapes)}; use --resize_mode resize or crop "
+                    "(--eval_crop full evaluates one image per batch)"
                 )
-            batch["image"] = self.normalizer.batch(np.stack([it["image"] for it in good]))
+            images = np.stack([it["image"] for it in good])
+            if images.ndim == 5:  # several crops per image: [B, N, H, W, 3] -> [B, N, 3, H, W]
+                b, n = images.shape[:2]
+                batch["image"] = self.normalizer.batch(images.reshape(b * n, *images.shape[2:])).view(
+                    b, n, 3, *images.shape[2:4]
+                )
+            else:
+                batch["image"] = self.normalizer.batch(images)
             batch["label"] = torch.tensor([it["label"] for it in good], dtype=torch.float32)
             batch["index"] = torch.tensor([it["index"] for it in good], dtype=torch.long)
             batch["path"] = [it["path"] for it in good]

@@ -53,6 +53,10 @@ def build_geometric(
         ops.append(A.Resize(image_size, image_size, interpolation=interp, area_for_downscale=area))
     elif resize_mode == "crop":
         ops += [pad, crop]
+    elif resize_mode == "random_crop":
+        ops += [pad, A.RandomCrop(image_size, image_size)]
+    elif resize_mode in ("center_crop", "multicrop"):  # multicrop: the crops are cut by ImageTransform
+        ops += [pad] + ([A.CenterCrop(image_size, image_size)] if resize_mode == "center_crop" else [])
     elif resize_mode == "resize_crop":
         if not 0 < crop_pct <= 1:
             raise ValueError(f"--crop_pct must be in (0, 1], got {crop_pct}")
@@ -108,8 +112,14 @@ class ImageTransform:
         interpolation: str = "bilinear",
         crop_pct: float = 1.0,
         align: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+        crops: int = 0,
     ) -> None:
+        if resize_mode == "multicrop" and crops not in (5, 10):
+            raise ValueError(f"--eval_crops must be 5 (corners + centre) or 10 (and their mirror images), got {crops}")
         self.geometric = build_geometric(image_size, train, resize_mode, hflip, interpolation, crop_pct)
+        self.resize_mode = resize_mode
+        self.image_size = image_size
+        self.crops = crops if resize_mode == "multicrop" else 0
         self.normalizer = normalizer or Normalizer()
         self.augment = augment
         self.align = align  # e.g. FormatAlign("jpeg:96"): applied first, before anything else
@@ -124,17 +134,22 @@ class ImageTransform:
         augment: Optional[Callable[[np.ndarray], np.ndarray]] = None,
         hflip: bool = True,
         align: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+        resize_mode: Optional[str] = None,
+        crops: int = 0,
     ) -> ImageTransform:
+        """The transform of a model's :class:`Preprocess`; ``resize_mode`` (``--train_crop`` /
+        ``--eval_crop``) replaces the declared one."""
         return cls(
             cfg.input_size,
             train,
-            cfg.resize_mode,
+            resize_mode or cfg.resize_mode,
             Normalizer(cfg.mean, cfg.std),
             augment,
             hflip,
             cfg.interpolation,
             cfg.crop_pct,
             align,
+            crops,
         )
 
     def with_perturbation(
@@ -169,6 +184,30 @@ class ImageTransform:
             img = self.perturbation(img)
         if self.geometric is not None:
             img = self.geometric(image=img)["image"]
-        if self.perturbation is not None and self.perturb_stage == "after_resize":
+        if self.crops:
+            img = np.stack([self._after(c) for c in multicrop(img, self.image_size, self.crops)])
+        elif self.perturbation is not None and self.perturb_stage == "after_resize":
             img = self.perturbation(img)
         return img
+
+    def _after(self, img: np.ndarray) -> np.ndarray:
+        if self.perturbation is not None and self.perturb_stage == "after_resize":
+            return self.perturbation(img)
+        return img
+
+    @property
+    def crop_name(self) -> str:
+        """How evaluation images reached the model, for results (``multicrop5``, ``resize``, ...)."""
+        return f"multicrop{self.crops}" if self.crops else ("full" if self.resize_mode == "none" else self.resize_mode)
+
+
+def multicrop(img: np.ndarray, size: int, n: int) -> list[np.ndarray]:
+    """The four corner crops and the centre crop (``n`` = 5), and their mirror images (10), as
+    torchvision's ``FiveCrop``/``TenCrop``; ``img`` is at least ``size`` on each side."""
+    h, w = img.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    boxes = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), (top, left)]
+    crops = [img[y : y + size, x : x + size] for y, x in boxes]
+    if n == 10:
+        crops += [c[:, ::-1] for c in crops]
+    return [np.ascontiguousarray(c) for c in crops]

@@ -20,7 +20,16 @@ from aigbench.flags import add_signature_flags, kwargs_from_args
 DEFAULT_MODEL = "MyModel"
 # Flags that test.py / test_robust.py take from the run's config.json (with the model's own
 # flags) unless they are given on the command line.
-REBUILD_FLAGS = ("model", "image_size", "resize_mode", "interpolation", "crop_pct", "align_format")
+REBUILD_FLAGS = (
+    "model",
+    "image_size",
+    "resize_mode",
+    "interpolation",
+    "crop_pct",
+    "align_format",
+    "eval_crop",
+    "eval_crops",
+)
 # Framework flags that a model's __init__ may take as parameters (and so receive their values).
 SHARED_WITH_MODELS = ("image_size", "pretrained_path")
 
@@ -49,6 +58,14 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="interpolation when enlarging; shrinking is antialiased (area) except with nearest (default: the model's)",
     )
     g.add_argument("--crop_pct", type=float, default=None, help="crop fraction of --resize_mode resize_crop")
+    g.add_argument(
+        "--eval_crop",
+        choices=["resize", "center_crop", "multicrop", "full"],
+        default=None,
+        help="evaluation images: resized, centre-cropped, --eval_crops crops whose scores are averaged, or full "
+        "(each image at its own size, one per batch, as CNNSpot's evaluation); default: --resize_mode",
+    )
+    g.add_argument("--eval_crops", type=int, default=5, choices=[5, 10], help="crops of --eval_crop multicrop")
     g.add_argument("--batch_size", type=int, default=64, help="images per process per step")
     g.add_argument(
         "--num_workers", type=int, default=0, help="DataLoader worker processes (0: load in the main process)"
@@ -132,6 +149,12 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
         default=DEMO_ALIAS,
         help="test data, reported only, never used for selection: a dataset path (its test/ folder when it "
         "has one) or a JSON {name: path} file",
+    )
+    g.add_argument(
+        "--train_crop",
+        choices=["resize", "random_crop", "center_crop"],
+        default=None,
+        help="training images: resized, randomly cropped or centre-cropped (default: --resize_mode)",
     )
     g.add_argument(
         "--align_train",

@@ -97,9 +97,22 @@ def build_transform(args: argparse.Namespace, train: bool) -> ImageTransform:
     augment = None
     if train and (args.aug_blur_prob > 0 or args.aug_jpeg_prob > 0):
         augment = BlurJPEG(args.aug_blur_prob, args.aug_jpeg_prob, args.aug_blur_sigma, args.aug_jpeg_quality)
+    crop = getattr(args, "train_crop" if train else "eval_crop", None)
+    mode = {"full": "none"}.get(crop, crop)
     return ImageTransform.from_preprocess(
-        preprocess_of(args), train, augment, hflip=getattr(args, "hflip", True), align=format_align(args, train)
+        preprocess_of(args),
+        train,
+        augment,
+        hflip=getattr(args, "hflip", True),
+        align=format_align(args, train),
+        resize_mode=mode,
+        crops=getattr(args, "eval_crops", 5) if crop == "multicrop" else 0,
     )
+
+
+def eval_batch_size(args: argparse.Namespace) -> int:
+    """``--batch_size``, or 1 with ``--eval_crop full`` (every image at its own size)."""
+    return 1 if getattr(args, "eval_crop", None) == "full" else args.batch_size
 
 
 def load_data(args: argparse.Namespace, path: str, split: str) -> list[Sample]:
@@ -232,7 +245,7 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
     val = None
     if val_samples:
         val_ds = ImageDataset(val_samples, build_transform(args, False), "val")
-        val = build_loader(val_ds, args.batch_size, False, args.num_workers, ctx.distributed, args.seed)
+        val = build_loader(val_ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed)
     return TrainData(train, val)
 
 
@@ -319,7 +332,7 @@ def build_test_loaders(args: argparse.Namespace, ctx: DistContext, spec: Optiona
     transform = build_transform(args, False)
     datasets = {name: ImageDataset(load_data(args, path, "test"), transform, name) for name, path in sets.items()}
     return {
-        name: build_loader(ds, args.batch_size, False, args.num_workers, ctx.distributed, args.seed)
+        name: build_loader(ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed)
         for name, ds in datasets.items()
     }
 

@@ -119,8 +119,14 @@ def evaluate_datasets(
         preds = predict(model, loader, ctx, amp=amp, desc=f"{prefix} {name}", show_progress=show_progress)
         check_skipped(f"{prefix} dataset {name!r}", len(preds.skipped), len(loader.dataset), max_skip_ratio)
         result = score_predictions(preds, loader, val_threshold=val_threshold, calibrate=calibrate)
-        align = getattr(loader.dataset.transform, "align", None)
-        result = {"dataset": name, "align_format": getattr(align, "spec", None), **dict(extra or {}), **result}
+        transform = loader.dataset.transform
+        result = {
+            "dataset": name,
+            "align_format": getattr(getattr(transform, "align", None), "spec", None),
+            "eval_crop": getattr(transform, "crop_name", None),
+            **dict(extra or {}),
+            **result,
+        }
         results[name] = result
         if not ctx.is_main:
             continue

@@ -229,10 +229,28 @@ def predict(
         skipped.add(batch["skipped"])
         if "image" not in batch:
             continue
+        n_crops = batch["image"].shape[1] if batch["image"].dim() == 5 else 0
+        if n_crops:  # --eval_crop multicrop: every crop is scored, an image's score is their mean
+            batch = {
+                **batch,
+                "image": batch["image"].flatten(0, 1),
+                "label": batch["label"].repeat_interleave(n_crops),
+                "path": [p for p in batch["path"] for _ in range(n_crops)],
+                "generator": [g for g in batch["generator"] for _ in range(n_crops)],
+                "index": batch["index"].repeat_interleave(n_crops),
+            }
         out, label = _forward(model, batch, ctx.device, full_precision)
         if validate and first_batch is None:
             validate_output(out, label.shape[0], _model_name(model))
         score = out["pred_label"].detach().float().cpu()
+        if n_crops:
+            score = score.view(-1, n_crops).mean(1)
+            batch = {
+                **batch,
+                "image": batch["image"][::n_crops],
+                "label": batch["label"][::n_crops],
+                "index": batch["index"][::n_crops],
+            }
         if first_batch is None:
             first_batch = {
                 "image": batch["image"][:32],
