@@ -1,4 +1,4 @@
-"""``bench``: init, models, env."""
+"""``bench``: init, models, env, data check."""
 
 from __future__ import annotations
 
@@ -127,6 +127,60 @@ def env() -> None:
 
     for key, value in collect_env().items():
         click.echo(f"{key:<22} {value}")
+
+
+@cli.group()
+def data() -> None:
+    """Inspect datasets: bench data check PATH."""
+
+
+@data.command("check")
+@click.argument("path")
+@click.option(
+    "--layout",
+    default="auto",
+    show_default=True,
+    help="dataset layout, e.g. CIFAKE, ForenSynths, GenImage, JsonList, CsvList, Parquet (auto: detected)",
+)
+@click.option(
+    "--label_map",
+    default="",
+    metavar="NAME:0,NAME:1",
+    help="label names of your data, e.g. real:0,fake:1 (folder names, or label values of a list)",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="OUT",
+    help="also write the report as JSON to OUT (see docs/data_check.md)",
+)
+@click.option(
+    "--no_progress", is_flag=True, help="no progress bar (there is none anyway when stderr is not a terminal)"
+)
+def data_check(path: str, layout: str, label_map: str, json_out: Optional[str], no_progress: bool) -> None:
+    """Check a dataset before training: counts, broken files, duplicates, train/test leaks,
+    per-class format/quality/size and a metadata shortcut audit.
+
+    PATH is a dataset root folder (every split below it is checked), a .json or .csv
+    list, or parquet data.
+    Exit status 1 when test content also lies in train/ or val/ (a leak).
+    """
+    from aigbench.datasets.check import check_dataset, format_report, write_report
+    from aigbench.datasets.layouts import parse_label_map
+    from aigbench.errors import AigbenchError
+
+    try:
+        labels = parse_label_map(label_map)
+        report = check_dataset(path, layout, labels, progress=not no_progress and sys.stderr.isatty())
+        click.echo(format_report(report))
+        if json_out:
+            write_report(report, json_out)
+    except AigbenchError as e:
+        raise click.ClickException(str(e)) from None
+    if report["exit_status"]:
+        sys.exit(report["exit_status"])
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -113,7 +113,11 @@ def parquet_samples(root: Path, labels: Optional[dict[str, int]] = None) -> list
     """Every row of a parquet file, or of every ``*.parquet`` below a folder (sorted)."""
     import pyarrow.parquet as pq
 
-    files = [root] if root.is_file() else sorted(root.rglob("*.parquet"))
+    files = (
+        [root]
+        if root.is_file()
+        else sorted(p for g in ("*.parquet", "*/*.parquet", "*/*/*.parquet") for p in root.glob(g))
+    )
     out: list[Sample] = []
     for f in files:
         try:
@@ -243,7 +247,8 @@ class Parquet:
     def detect(cls, root: Path, labels: Optional[dict[str, int]] = None) -> bool:
         if root.is_file():
             return root.suffix.lower() == ".parquet"
-        return root.is_dir() and next(root.rglob("*.parquet"), None) is not None
+        # shards at most three folders down (root/*.parquet, root/data/*.parquet, hub snapshots)
+        return root.is_dir() and any(next(root.glob(p), None) for p in ("*.parquet", "*/*.parquet", "*/*/*.parquet"))
 
     @classmethod
     def samples(cls, root: Path, labels: Optional[dict[str, int]] = None) -> list[Sample]:

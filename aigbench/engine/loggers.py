@@ -2,53 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence, TextIO, Union
+from typing import Any, Mapping, Sequence, Union
 
 import cv2
 import numpy as np
 import torch
 
 from aigbench.errors import ConfigError
-
-SIGNIFICANT_DIGITS = 6
-
-
-def clean_float(value: float) -> float:
-    """``value`` to ``SIGNIFICANT_DIGITS`` significant digits: ``0.6799999999999999`` → ``0.68``.
-
-    Metrics are ratios of counts or areas under curves; six significant digits hold more than
-    any test set of under a million images can resolve. Scores keep full precision elsewhere
-    (``predictions.csv``).
-    """
-    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
-
-
-# Values that must keep full precision: a threshold is compared with float32 scores, and a
-# rounded one would move images to the other side of it.
-EXACT_KEYS = frozenset({"threshold", "val_threshold"})
-
-
-def to_jsonable(obj: Any, exact: bool = False) -> Any:
-    """NaN/inf → None, numpy/torch scalars → Python, floats without noise (:func:`clean_float`,
-    except under :data:`EXACT_KEYS`), so files are strict, readable JSON."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v, exact or k in EXACT_KEYS) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v, exact) for v in obj]
-    if isinstance(obj, (np.generic, torch.Tensor)):
-        obj = obj.item()
-    if isinstance(obj, float):
-        if not math.isfinite(obj):
-            return None
-        return obj if exact else clean_float(obj)
-    return obj
-
+from aigbench.fileio import EXACT_KEYS, SIGNIFICANT_DIGITS, atomic_open, clean_float, to_jsonable, write_json  # noqa: F401
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 
@@ -65,26 +31,6 @@ def inside(root: Union[str, os.PathLike], relative: str, what: str) -> Path:
     for part in Path(relative).parts:
         safe_name(part, what)
     return Path(root) / relative
-
-
-@contextlib.contextmanager
-def atomic_open(path: Union[str, os.PathLike]) -> Iterator[TextIO]:
-    """Open a text file for writing that appears at ``path`` only once complete (temp file +
-    rename); on an error the temporary file is removed and ``path`` is left as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            yield f
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json(path: Union[str, os.PathLike], obj: Any) -> None:
-    with atomic_open(path) as f:
-        f.write(json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 
 class RunLogger:

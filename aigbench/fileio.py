@@ -1,0 +1,66 @@
+"""Plain output files without torch: JSON with no float noise, atomic text writes.
+
+Used by the training engine and by torch-free tools (``bench data check``) alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator, Mapping, TextIO, Union
+
+SIGNIFICANT_DIGITS = 6
+
+
+def clean_float(value: float) -> float:
+    """``value`` to ``SIGNIFICANT_DIGITS`` significant digits: ``0.6799999999999999`` → ``0.68``.
+
+    Metrics are ratios of counts or areas under curves; six significant digits hold more than
+    any test set of under a million images can resolve. Scores keep full precision elsewhere
+    (``predictions.csv``).
+    """
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+
+
+# Values that must keep full precision: a threshold is compared with float32 scores, and a
+# rounded one would move images to the other side of it.
+EXACT_KEYS = frozenset({"threshold", "val_threshold"})
+
+
+def to_jsonable(obj: Any, exact: bool = False) -> Any:
+    """NaN/inf → None, numpy/torch scalars → Python, floats without noise (:func:`clean_float`,
+    except under :data:`EXACT_KEYS`), so files are strict, readable JSON."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v, exact or k in EXACT_KEYS) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v, exact) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # numpy and torch scalars
+        obj = obj.item()
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            return None
+        return obj if exact else clean_float(obj)
+    return obj
+
+
+@contextlib.contextmanager
+def atomic_open(path: Union[str, os.PathLike]) -> Iterator[TextIO]:
+    """Open a text file for writing that appears at ``path`` only once complete (temp file +
+    rename); on an error the temporary file is removed and ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Union[str, os.PathLike], obj: Any) -> None:
+    with atomic_open(path) as f:
+        f.write(json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
