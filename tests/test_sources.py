@@ -314,7 +314,7 @@ def test_multicrop_scores_are_the_mean_of_the_crops_scores(tmp_path):
     plain = ImageTransform(32, False, resize_mode="none")
     for i, s in zip(preds.index, preds.score):
         crops = multicrop(decode_image(samples[i].path), 32, 10)
-        ref = [float(ConstantModel()(plain.normalizer(c)[None], torch.zeros(1))["pred_label"]) for c in crops]
+        ref = [ConstantModel()(plain.normalizer(c)[None], torch.zeros(1))["pred_label"].item() for c in crops]
         assert s == pytest.approx(np.mean(ref), abs=1e-6)
     assert len({c.shape for c in crops}) == 1 and not np.array_equal(crops[0], crops[4])
     with pytest.raises(ValueError, match="--eval_crops must be 5"):
@@ -366,3 +366,38 @@ def test_one_model_under_every_evaluation_crop(project, tmp_path):
         accs[crop] = (m["metrics"]["accuracy"], m["metrics"]["auroc"])
     print("accuracy, AUROC per evaluation crop:", accs)
     assert len({auroc for _, auroc in accs.values()}) == 4  # each crop really gives the model other pixels
+
+
+@pytest.mark.slow
+def test_synthbuster_fakes_with_raise_reals_given_as_a_second_source(project, tmp_path):
+    from conftest import script
+
+    sb = tmp_path / "synthbuster"
+    for k, gen in enumerate(("dalle3", "midjourney-v5", "stable-diffusion-xl")):
+        fill(sb / gen, cifake_files("test", "FAKE", 6, 6 * k))
+    fill(tmp_path / "RAISE", cifake_files("test", "REAL", 18))
+    assert {s.label for s in load_samples(sb, layout="FakesOnly")} == {1}
+    with pytest.raises(DatasetError, match="no known layout"):
+        load_samples(sb)  # a folder of images says nothing about its label: name the layout
+    (tmp_path / "tests.json").write_text(json.dumps({"synthbuster": "synthbuster@FakesOnly,RAISE@RealsOnly"}))
+    train = tmp_path / "train"
+    fill(train / "REAL", cifake_files("train", "REAL", 16))
+    fill(train / "FAKE", cifake_files("train", "FAKE", 16))
+    script(
+        project,
+        "train.py",
+        "--data_path",
+        str(train),
+        "--test_data_path",
+        str(tmp_path / "tests.json"),
+        "--epochs",
+        "1",
+        "--batch_size",
+        "8",
+        "--output_dir",
+        "sb",
+    )
+    m = json.loads((project / "sb" / "test" / "checkpoint-0" / "synthbuster" / "metrics.json").read_text())
+    assert (m["metrics"]["n_real"], m["metrics"]["n_fake"]) == (18, 18)
+    assert set(m["per_generator"]) == {"dalle3", "midjourney-v5", "stable-diffusion-xl"}
+    assert m["generator_pairing"]["mode"] == "pooled_reals" and m["per_generator"]["dalle3"]["n_real"] == 18

@@ -164,6 +164,49 @@ class GenImage(FolderLayout):
     priority = 20
 
 
+class OneClassFolders:
+    """Base of the one-class layouts: every image below ``root`` has ``label``; the generator is
+    the first folder below ``root`` (Synthbuster: ``root/<generator>/*.png``). Never detected
+    automatically: name it per source, e.g. ``--data_path synthbuster@FakesOnly,raise@RealsOnly``."""
+
+    label = 1
+    priority = 100
+
+    @classmethod
+    def detect(cls, root: Path, labels: Optional[dict[str, int]] = None) -> bool:
+        return False
+
+    @classmethod
+    def samples(cls, root: Path, labels: Optional[dict[str, int]] = None) -> list[Sample]:
+        if not root.is_dir():
+            raise DatasetError(f"{root}: the {cls.__name__} layout needs a folder of images")
+        out = []
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            dirnames.sort()
+            rel = Path(dirpath).relative_to(root).parts
+            named = [p for p in rel if p.lower() not in SPLITS]
+            for f in sorted(filenames):
+                if f.lower().endswith(IMAGE_EXTENSIONS):
+                    out.append(
+                        Sample(os.path.join(dirpath, f), cls.label, named[0] if named else "", "", _split_of(rel))
+                    )
+        return out
+
+
+@LAYOUTS.register_module()
+class FakesOnly(OneClassFolders):
+    """Every image is fake; generator = first folder (Synthbuster: root/<generator>/*.png)."""
+
+    label = 1
+
+
+@LAYOUTS.register_module()
+class RealsOnly(OneClassFolders):
+    """Every image is real (RAISE, COCO, ImageNet folders given as a source of reals)."""
+
+    label = 0
+
+
 _LABEL_WORDS = {"0": 0, "1": 1, "real": 0, "fake": 1}
 
 
@@ -283,6 +326,14 @@ def detect_layout(root: Path, labels: Optional[dict[str, int]] = None) -> str:
         "(ForenSynths), {nature,ai}/ (GenImage), a .json list [[path, label], ...] or a .csv list with a "
         "path,label header; other folder names: --label_map NAME:0,NAME:1"
     )
+
+
+def split_layout(source: str, default: str = "auto") -> tuple[str, str]:
+    """``"path@FakesOnly"`` → ``("path", "FakesOnly")`` when the suffix names a registered layout."""
+    base, sep, name = source.rpartition("@")
+    if sep and base and name in LAYOUTS:
+        return base, name
+    return source, default
 
 
 def parse_label_map(spec: str) -> Optional[dict[str, int]]:

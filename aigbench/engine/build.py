@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from aigbench.datasets.augment import BlurJPEG
 from aigbench.datasets.dataset import ImageDataset, build_loader
-from aigbench.datasets.layouts import DEMO_ALIAS, DatasetError, Sample, load_samples, parse_label_map
+from aigbench.datasets.layouts import DEMO_ALIAS, DatasetError, Sample, load_samples, parse_label_map, split_layout
 from aigbench.datasets.preprocess import Preprocess, resolve_preprocess
 from aigbench.datasets.sampling import describe_mix, parse_sources, sample_weights
 from aigbench.datasets.transforms import ImageTransform
@@ -115,9 +115,15 @@ def eval_batch_size(args: argparse.Namespace) -> int:
     return 1 if getattr(args, "eval_crop", None) == "full" else args.batch_size
 
 
-def load_data(args: argparse.Namespace, path: str, split: str) -> list[Sample]:
-    """``load_samples`` with the run's ``--layout`` and ``--label_map``."""
-    return load_samples(path, split, args.layout, parse_label_map(getattr(args, "label_map", "")))
+def load_data(args: argparse.Namespace, spec: str, split: str) -> list[Sample]:
+    """``load_samples`` with the run's ``--layout`` and ``--label_map``, for one source or several
+    (``a,b``; weights are for training), each with an optional layout (``path@FakesOnly``)."""
+    labels = parse_label_map(getattr(args, "label_map", ""))
+    out: list[Sample] = []
+    for source, _ in parse_sources(spec):
+        path, layout = split_layout(source, args.layout)
+        out += load_samples(path, split, layout, labels)
+    return out
 
 
 # ---- training and validation data ------------------------------------------------------------
@@ -314,10 +320,17 @@ def read_test_sets(spec: str) -> dict[str, str]:
             for name in data:
                 safe_name(name, f"{spec}: test set name")
             base = p.parent
-            return {
-                k: v if v == DEMO_ALIAS or os.path.isabs(os.path.expanduser(v)) else str(base / v)
-                for k, v in data.items()
-            }
+
+            def resolve(source: str) -> str:
+                path, layout = split_layout(source, "")
+                if source == DEMO_ALIAS or os.path.isabs(os.path.expanduser(path)):
+                    return source
+                return str(base / path) + (f"@{layout}" if layout else "")
+
+            return {k: ",".join(resolve(s.strip()) for s in v.split(",")) for k, v in data.items()}
+    first = Path(split_layout(spec.split(",")[0].strip())[0]).expanduser()
+    if "," in spec or "@" in spec:  # several sources, or one with its layout: named after the first
+        p = first
     if not p.exists():
         raise DatasetError(f"test dataset {spec!r} does not exist; fix the path (or the JSON map that names it)")
     p = p.resolve()
