@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import cv2
 import numpy as np
@@ -401,3 +402,39 @@ def test_synthbuster_fakes_with_raise_reals_given_as_a_second_source(project, tm
     assert (m["metrics"]["n_real"], m["metrics"]["n_fake"]) == (18, 18)
     assert set(m["per_generator"]) == {"dalle3", "midjourney-v5", "stable-diffusion-xl"}
     assert m["generator_pairing"]["mode"] == "pooled_reals" and m["per_generator"]["dalle3"]["n_real"] == 18
+
+
+def test_annotation_lines_list(tmp_path):
+    fill(tmp_path / "imgs", cifake_files("test", "REAL", 2) + cifake_files("test", "FAKE", 2))
+    spec = tmp_path / "annotations" / "test_annotations.txt"
+    spec.parent.mkdir()
+    spec.write_text(
+        "# path label source content\n../imgs/000.png 0\n../imgs/001.png\t0\n"
+        "../imgs/002.png,1,sd_xl,faces\n../imgs/003.png 1 dalle3 landscapes\n"
+    )
+    assert detect_layout(spec) == "TxtList"
+    s = load_samples(spec)
+    assert [(x.label, x.generator, x.category) for x in s] == [
+        (0, "", ""),
+        (0, "", ""),
+        (1, "sd_xl", "faces"),
+        (1, "dalle3", "landscapes"),
+    ]
+    assert all(os.path.isfile(x.path) for x in s)
+    spec.write_text("../imgs/000.png\n")
+    with pytest.raises(DatasetError, match="line 1 must read 'path label"):
+        load_samples(spec)
+
+
+def test_a_save_to_disk_folder_with_a_missing_file_is_a_clear_error(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    files = cifake_files("test", "REAL", 2) + cifake_files("test", "FAKE", 2)
+    datasets.Dataset.from_dict({"image": [str(p) for p in files], "label": [0, 0, 1, 1]}, feats).save_to_disk(
+        str(tmp_path / "ds")
+    )
+    assert [s.label for s in load_samples(tmp_path / "ds")] == [0, 0, 1, 1]
+    for arrow in (tmp_path / "ds").glob("*.arrow"):
+        arrow.unlink()
+    with pytest.raises(DatasetError, match="is listed in .*state.json but missing"):
+        load_samples(tmp_path / "ds")

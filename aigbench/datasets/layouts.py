@@ -306,6 +306,34 @@ class CsvList:
         return out
 
 
+@LAYOUTS.register_module()
+class TxtList:
+    """Annotation lines (ImagiNet and ImageNet-style ``train.txt``): ``path label [generator [category]]``,
+    separated by spaces, tabs or commas; ``#`` starts a comment."""
+
+    lists_paths = True
+    priority = 0
+
+    @classmethod
+    def detect(cls, root: Path, labels: Optional[dict[str, int]] = None) -> bool:
+        return root.is_file() and root.suffix.lower() in (".txt", ".lst")
+
+    @classmethod
+    def samples(cls, root: Path, labels: Optional[dict[str, int]] = None) -> list[Sample]:
+        out = []
+        for i, line in enumerate(root.read_text(encoding="utf-8").splitlines(), start=1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            fields = [f.strip() for f in (line.split(",") if "," in line else line.split())]
+            if len(fields) < 2:
+                raise DatasetError(f"{root}: line {i} must read 'path label [generator [category]]', got {line!r}")
+            label = parse_label(fields[1], labels, f"{root}: line {i}")
+            extra = fields[2:4] + ["", ""]
+            out.append(Sample(_list_path(root, fields[0]), label, extra[0], extra[1]))
+        return out
+
+
 def layout_class(name: str) -> type:
     """The registered layout ``name``; an unknown name is a :class:`DatasetError` with suggestions."""
     try:

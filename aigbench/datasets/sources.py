@@ -148,11 +148,17 @@ def arrow_dir_samples(root: Path, labels: Optional[dict[str, int]] = None) -> li
         folders = [(root, "")]
     out: list[Sample] = []
     for folder, split in folders:
+        if not (folder / "state.json").is_file():
+            raise DatasetError(
+                f"{folder / 'state.json'} is missing: {root} is not a complete save_to_disk folder (copy it whole)"
+            )
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         info_file = folder / "dataset_info.json"
         info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
         for entry in state.get("_data_files", []):
             f = folder / entry["filename"]
+            if not f.is_file():
+                raise DatasetError(f"{f} is listed in {folder / 'state.json'} but missing; copy the whole folder")
             table = _arrow_table(str(f))
             if _first(table.column_names, IMAGE_COLUMNS) is None:
                 raise DatasetError(f"{f}: no image column ({', '.join(IMAGE_COLUMNS)}); columns {table.column_names}")
