@@ -438,3 +438,50 @@ def test_a_save_to_disk_folder_with_a_missing_file_is_a_clear_error(tmp_path):
         arrow.unlink()
     with pytest.raises(DatasetError, match="is listed in .*state.json but missing"):
         load_samples(tmp_path / "ds")
+
+
+@pytest.mark.slow
+def test_one_labelled_set_split_into_train_val_and_test_like_aiornot(project, tmp_path):
+    from conftest import script
+
+    f = tmp_path / "aiornot" / "train.parquet"
+    community_forensics_parquet(f, n=30, row_group_size=16)  # labelled rows; its split column says train/test
+    out = project / "ao"
+    script(
+        project,
+        "train.py",
+        "--data_path",
+        str(f),
+        "--test_split",
+        "0.2",
+        "--val_split",
+        "0.1",
+        "--test_data_path",
+        str(f),
+        "--epochs",
+        "2",
+        "--batch_size",
+        "8",
+        "--output_dir",
+        str(out),
+    )
+    with open(out / "val_split.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    counts = {k: sum(r["split"] == k for r in rows) for k in ("train", "val", "test")}
+    assert sum(counts.values()) == 56 and counts["test"] == 12 and counts["val"] == 4  # stratified by label x generator
+    assert len({r["path"] for r in rows}) == 56
+    last = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert last["test_heldout_n"] == 12
+    # the held-out rows are tested again from the recorded file
+    script(
+        project,
+        "test.py",
+        "--test_data_json",
+        str(out / "val_split.csv"),
+        "--output_dir",
+        str(out),
+        "--checkpoint",
+        "last",
+    )
+    m = json.loads((out / "test" / "checkpoint-1" / "val_split" / "metrics.json").read_text())["metrics"]
+    assert m["n"] == 12 and m["auroc"] == pytest.approx(last["test_heldout_auroc"], abs=1e-6)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import NamedTuple, Optional, Union
@@ -51,6 +52,8 @@ log = logging.getLogger("aigbench")
 # Formats OpenCV decodes, plus those decoded through Pillow (GIF).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".jfif", ".ppm", ".pgm")
 SPLITS = ("train", "val", "test")
+# A row of a table source (``datasets/sources.py``): ``<file.parquet|.arrow>#<row>``.
+ROW_PATH = re.compile(r"^(?P<file>.+\.(?:parquet|arrow))#(?P<row>\d+)$")
 # A requested split that the tree does not have, and the one used instead (with a note).
 SPLIT_FALLBACK = {"test": "val"}
 DEMO_ALIAS = "aigbench:demo"
@@ -425,7 +428,12 @@ def check_labels(samples: list[Sample], where: str) -> None:
 
 def check_paths_exist(samples: list[Sample], where: str) -> None:
     """Every listed path must exist; the error names the first few missing ones."""
-    missing = [s.path for s in samples if not os.path.isfile(s.path)]
+
+    def stored(path: str) -> str:  # the file that holds a table row
+        m = ROW_PATH.match(path)
+        return m.group("file") if m else path
+
+    missing = [s.path for s in samples if not os.path.isfile(stored(s.path))]
     if missing:
         shown = "\n  ".join(missing[:5])
         raise DatasetError(

@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-from aigbench.datasets.layouts import DatasetError, Sample, parse_label
+from aigbench.datasets.layouts import ROW_PATH, DatasetError, Sample, parse_label
 from aigbench.registry import LAYOUTS
 
-ROW_PATH = re.compile(r"^(?P<file>.+\.(?:parquet|arrow))#(?P<row>\d+)$")
 IMAGE_COLUMNS = ("image", "image_data", "img", "image_bytes", "jpg", "png", "bytes")
 LABEL_COLUMNS = ("label", "labels", "is_fake", "target", "class")
 GENERATOR_COLUMNS = ("generator", "model_name", "model", "source", "generator_name")

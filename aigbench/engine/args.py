@@ -145,6 +145,14 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
         "and seeded (written to val_split.csv)",
     )
     g.add_argument(
+        "--test_split",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="also hold out this fraction of the training data as a test set 'heldout' (stratified, seeded, "
+        "in val_split.csv; test it again with --test_data_path <output_dir>/val_split.csv)",
+    )
+    g.add_argument(
         "--test_data_path",
         default=DEMO_ALIAS,
         help="test data, reported only, never used for selection: a dataset path (its test/ folder when it "
@@ -271,8 +279,9 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
     for flag in ("batch_size", "epochs", "accum_iter", "test_period", "image_size"):
         if getattr(args, flag, None) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
-    if not 0.0 <= getattr(args, "val_split", 0.0) < 1.0:
-        parser.error(f"--val_split must be a fraction in [0, 1), got {args.val_split}")
+    for flag in ("val_split", "test_split"):
+        if not 0.0 <= getattr(args, flag, 0.0) < 1.0:
+            parser.error(f"--{flag} must be a fraction in [0, 1), got {getattr(args, flag)}")
     if not 0.0 <= args.max_skip_ratio <= 1.0:
         parser.error(f"--max_skip_ratio must be in [0, 1], got {args.max_skip_ratio}")
     cfg = resolve_preprocess(

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -152,14 +152,16 @@ def split_indices(samples: Sequence[Sample], fraction: float, seed: int) -> tupl
     return [i for i in range(len(samples)) if i not in val_idx], sorted(val_idx)
 
 
-def write_split_csv(path: Path, train: Sequence[Sample], val: Sequence[Sample]) -> None:
-    """``val_split.csv``: path, label, generator, split; with the seed it reproduces the split."""
+def write_split_csv(path: Path, train: Sequence[Sample], val: Sequence[Sample], test: Sequence[Sample] = ()) -> None:
+    """``val_split.csv``: path, label, generator, category, split (train / val / test); with the
+    seed it reproduces the split, and it is itself a ``CsvList``: ``--test_data_path
+    <output_dir>/val_split.csv`` tests the held-out rows again."""
     with atomic_open(path) as f:
         w = csv.writer(f)
-        w.writerow(["path", "label", "generator", "split"])
-        for part, rows in (("train", train), ("val", val)):
+        w.writerow(["path", "label", "generator", "category", "split"])
+        for part, rows in (("train", train), ("val", val), ("test", test)):
             for s in rows:
-                w.writerow([s.path, s.label, s.generator, part])
+                w.writerow([s.path, s.label, s.generator, s.category, part])
 
 
 def check_two_classes(samples: Sequence[Sample], where: str, allow_one_class: bool) -> None:
@@ -186,6 +188,7 @@ class TrainData:
 
     train: DataLoader
     val: Optional[DataLoader]
+    heldout: dict[str, DataLoader] = field(default_factory=dict)  # --test_split: {"heldout": loader}
 
 
 def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
@@ -203,6 +206,18 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
         part = load_data(args, path, "train")
         samples += part
         source_of += [k] * len(part)
+    heldout: list[Sample] = []
+    test_split = getattr(args, "test_split", 0.0)
+    if test_split:  # the aiornot recipe: one labelled set split into train / val / test
+        rest_idx, test_idx = split_indices(samples, test_split, args.seed + 1)
+        heldout = [samples[i] for i in test_idx]
+        samples, source_of = [samples[i] for i in rest_idx], [source_of[i] for i in rest_idx]
+        log.info(
+            "test: %d held-out training images (--test_split %g, stratified, seed %d; val_split.csv)",
+            len(heldout),
+            test_split,
+            args.seed + 1,
+        )
     val_samples: list[Sample] = []
     val_split = getattr(args, "val_split", 0.0)
     if getattr(args, "val_data_path", ""):
@@ -220,7 +235,7 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
         val_samples = [samples[i] for i in val_idx]
         samples, source_of = [samples[i] for i in train_idx], [source_of[i] for i in train_idx]
         if ctx.is_main:
-            write_split_csv(Path(args.output_dir) / "val_split.csv", samples, val_samples)
+            write_split_csv(Path(args.output_dir) / "val_split.csv", samples, val_samples, heldout)
         log.info(
             "validation: %d of the training images (--val_split %g, stratified by label and generator, seed %d; "
             "val_split.csv)",
@@ -252,7 +267,15 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
     if val_samples:
         val_ds = ImageDataset(val_samples, build_transform(args, False), "val")
         val = build_loader(val_ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed)
-    return TrainData(train, val)
+    loaders = {}
+    if heldout:
+        if ctx.is_main and not val_split:
+            write_split_csv(Path(args.output_dir) / "val_split.csv", samples, val_samples, heldout)
+        ds = ImageDataset(heldout, build_transform(args, False), "heldout")
+        loaders["heldout"] = build_loader(
+            ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed
+        )
+    return TrainData(train, val, loaders)
 
 
 def build_train_loader(args: argparse.Namespace, ctx: DistContext) -> DataLoader:
