@@ -485,3 +485,50 @@ def test_one_labelled_set_split_into_train_val_and_test_like_aiornot(project, tm
     )
     m = json.loads((out / "test" / "checkpoint-1" / "val_split" / "metrics.json").read_text())["metrics"]
     assert m["n"] == 12 and m["auroc"] == pytest.approx(last["test_heldout_auroc"], abs=1e-6)
+
+
+def test_review_fixes_for_real_trees_and_tables(tmp_path, monkeypatch, aigbench_log):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from aigbench.engine.build import write_split_csv
+
+    # validation/ is a split folder, as val/ is
+    fill(tmp_path / "t" / "validation" / "0_real", cifake_files("test", "REAL", 2))
+    fill(tmp_path / "t" / "validation" / "1_fake", cifake_files("test", "FAKE", 2))
+    fill(tmp_path / "t" / "train" / "0_real", cifake_files("train", "REAL", 2))
+    fill(tmp_path / "t" / "train" / "1_fake", cifake_files("train", "FAKE", 2))
+    assert {s.generator for s in load_samples(tmp_path / "t", "val")} == {""}
+    # images outside any label folder (a misspelt 1_fakes/) are named in a warning
+    fill(tmp_path / "t" / "train" / "1_fakes", cifake_files("train", "FAKE", 3, 10))
+    load_samples(tmp_path / "t", "train")
+    assert any("3 image(s) lie outside" in r.getMessage() and "1_fakes" in r.getMessage() for r in aigbench_log.records)
+    # a boolean is_fake column; a table without labels whose reals are called "real"; splits only below the root
+    png = [_png_bytes(p) for p in cifake_files("test", "REAL", 2) + cifake_files("test", "FAKE", 2)]
+    d = tmp_path / "test" / "aiornot"  # a folder named test above the dataset says nothing about its rows
+    d.mkdir(parents=True)
+    pq.write_table(pa.table({"image": png, "is_fake": [False, False, True, True]}), d / "data.parquet")
+    assert [s.label for s in load_samples(d / "data.parquet", "train")] == [0, 0, 1, 1]
+    pq.write_table(pa.table({"image": png, "source": ["real", "", "midjourney", "sdxl"]}), d / "data.parquet")
+    assert [s.label for s in load_samples(d / "data.parquet")] == [0, 0, 1, 1]
+    # val_split.csv holds absolute paths, so that it reads back from any folder
+    monkeypatch.chdir(tmp_path)
+    rel = [s._replace(path=os.path.relpath(s.path, tmp_path)) for s in load_samples(tmp_path / "t", "val")]
+    write_split_csv(tmp_path / "out" / "val_split.csv", rel, [], rel[:1])
+    assert len(load_samples(tmp_path / "out" / "val_split.csv", "test")) == 1
+
+
+def test_data_check_takes_sources_like_data_path_and_mixed_file_and_row_lists(tmp_path):
+    from aigbench.datasets.check import check_dataset
+
+    sb = tmp_path / "synthbuster"
+    fill(sb / "dalle3", cifake_files("test", "FAKE", 4))
+    fill(tmp_path / "raise", cifake_files("test", "REAL", 4))
+    report = check_dataset(f"{sb}@FakesOnly,{tmp_path / 'raise'}@RealsOnly")
+    assert report["counts"]["total"]["real"] == 4 and report["counts"]["total"]["fake"] == 4
+    f = tmp_path / "cf.parquet"
+    community_forensics_parquet(f, n=40, row_group_size=8)
+    rows = [[str(p), 0] for p in (tmp_path / "raise").iterdir()] + [[f"{f}#{i}", 1] for i in range(40, 80)]
+    (tmp_path / "mixed.json").write_text(json.dumps(rows))
+    report = check_dataset(tmp_path / "mixed.json", workers=8)  # threads must not share the row caches
+    assert report["counts"]["total"]["fake"] == 40 and not report["problems"]

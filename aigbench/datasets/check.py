@@ -37,7 +37,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Optional, Sequence, Union
 import numpy as np
 
 from aigbench import __version__
-from aigbench.datasets.layouts import DatasetError, Sample, detect_layout, layout_class, resolve_path
+from aigbench.datasets.layouts import DatasetError, Sample, detect_layout, layout_class, resolve_path, split_layout
 from aigbench.datasets.sources import ROW_PATH, read_row_bytes
 
 CLASS_NAMES = ("real", "fake")
@@ -282,8 +282,8 @@ def _inspect_all(paths: Sequence[str], progress: bool, workers: Optional[int]) -
     from tqdm import tqdm
 
     workers = workers or min(8, 2 * (os.cpu_count() or 1))
-    if any(ROW_PATH.match(p) for p in paths[:1]):
-        workers = 1  # table rows: read in order, one row group at a time (its cache is per process)
+    if any(ROW_PATH.match(p) for p in paths):
+        workers = 1  # table rows: read in order, one row group at a time (their caches are not thread-safe)
     out: list[FileInfo] = []
     bar = tqdm(total=len(paths), desc="checking", unit="img", disable=not progress, leave=False, dynamic_ncols=True)
     with warnings.catch_warnings(), bar:
@@ -686,15 +686,22 @@ def check_dataset(
     no images.
     """
     start = time.perf_counter()
-    try:
-        root = resolve_path(path)
-    except DatasetError:
-        raise _missing_path_error(str(path)) from None
     labels = dict(label_map) if label_map else None
-    name = detect_layout(root, labels) if layout == "auto" else layout
-    samples: list[Sample] = list(layout_class(name).samples(root, labels))
-    if not samples:
-        raise DatasetError(f"{path} ({name} layout): found no images; check PATH and --layout")
+    samples: list[Sample] = []
+    names = []
+    for source in (p.strip() for p in str(path).split(",") if p.strip()):  # a,b or path@Layout, as --data_path
+        src, src_layout = split_layout(source, layout)
+        try:
+            root = resolve_path(src)
+        except DatasetError:
+            raise _missing_path_error(src) from None
+        name = detect_layout(root, labels) if src_layout == "auto" else src_layout
+        part = list(layout_class(name).samples(root, labels))
+        if not part:
+            raise DatasetError(f"{src} ({name} layout): found no images; check PATH and --layout")
+        samples += part
+        names.append(name)
+    name = "+".join(dict.fromkeys(names))
     infos = _inspect_all([s.path for s in samples], progress, workers)
 
     problems = [

@@ -52,8 +52,10 @@ log = logging.getLogger("aigbench")
 # Formats OpenCV decodes, plus those decoded through Pillow (GIF).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".jfif", ".ppm", ".pgm")
 SPLITS = ("train", "val", "test")
+# Folder, column and shard names of splits, as the benchmarks spell them.
+SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 # A row of a table source (``datasets/sources.py``): ``<file.parquet|.arrow>#<row>``.
-ROW_PATH = re.compile(r"^(?P<file>.+\.(?:parquet|arrow))#(?P<row>\d+)$")
+ROW_PATH = re.compile(r"^(?P<file>.+\.(?:parquet|arrow))#(?P<row>\d+)$", re.IGNORECASE)
 # A requested split that the tree does not have, and the one used instead (with a note).
 SPLIT_FALLBACK = {"test": "val"}
 DEMO_ALIAS = "aigbench:demo"
@@ -85,7 +87,7 @@ def resolve_path(path: Union[str, os.PathLike]) -> Path:
 
 
 def _split_of(parts: tuple[str, ...]) -> str:
-    found = [p.lower() for p in parts if p.lower() in SPLITS]
+    found = [SPLIT_WORDS[p.lower()] for p in parts if p.lower() in SPLIT_WORDS]
     return found[-1] if found else ""
 
 
@@ -114,16 +116,18 @@ class FolderLayout:
         lookup = {k.lower(): v for k, v in (labels or cls.label_dirs).items()}
         out: list[Sample] = []
         ignored: list[str] = []
+        unlabelled: list[str] = []
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             dirnames.sort()
             rel = Path(dirpath).relative_to(root).parts
             label_pos = [i for i, part in enumerate(rel) if part.lower() in lookup]
             if not label_pos:
+                unlabelled += [os.path.join(dirpath, f) for f in filenames if f.lower().endswith(IMAGE_EXTENSIONS)]
                 continue
             i = label_pos[-1]
             label = lookup[rel[i].lower()]
             split = _split_of(rel[:i])
-            named = [p for p in rel[:i] if p.lower() not in SPLITS]
+            named = [p for p in rel[:i] if p.lower() not in SPLIT_WORDS]
             generator = named[0] if named else ""
             category = "/".join(named[1:]) if cls.category_levels else ""
             for f in sorted(filenames):
@@ -131,6 +135,16 @@ class FolderLayout:
                     out.append(Sample(os.path.join(dirpath, f), label, generator, category, split))
                 elif not f.startswith("."):
                     ignored.append(os.path.join(dirpath, f))
+        if unlabelled:
+            log.warning(
+                "%s: %d image(s) lie outside the %s label folders (%s) and are not used, e.g. %s; a misspelt "
+                "folder? name it with --label_map",
+                root,
+                len(unlabelled),
+                cls.__name__,
+                "/".join(lookup),
+                ", ".join(unlabelled[:3]),
+            )
         if ignored:
             log.warning(
                 "%s: ignored %d file(s) that are not images by their extension, e.g. %s (images: %s)",
@@ -187,7 +201,7 @@ class OneClassFolders:
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             dirnames.sort()
             rel = Path(dirpath).relative_to(root).parts
-            named = [p for p in rel if p.lower() not in SPLITS]
+            named = [p for p in rel if p.lower() not in SPLIT_WORDS]
             for f in sorted(filenames):
                 if f.lower().endswith(IMAGE_EXTENSIONS):
                     out.append(
@@ -211,10 +225,21 @@ class RealsOnly(OneClassFolders):
 
 
 _LABEL_WORDS = {"0": 0, "1": 1, "real": 0, "fake": 1}
+# Label columns of lists and tables, in the order they are looked for (CSV and parquet alike).
+LABEL_COLUMNS = ("label", "labels", "is_fake", "fake", "target", "class")
+FAKE_FLAG_COLUMNS = ("is_fake", "fake")  # True / False means fake / real
 
 
-def parse_label(value: object, labels: Optional[dict[str, int]], where: str) -> int:
-    """0/1 or real/fake (or the words of ``--label_map``) → 0/1; anything else names ``where``."""
+def parse_label(value: object, labels: Optional[dict[str, int]], where: str, fake_flag: bool = False) -> int:
+    """0/1 or real/fake (or the words of ``--label_map``) → 0/1; anything else names ``where``.
+    ``fake_flag``: the column says whether the image is fake (``is_fake``), so True/False count."""
+    if fake_flag and (isinstance(value, bool) or str(value).strip().lower() in ("true", "false")):
+        return int(value is True or str(value).strip().lower() == "true")
+    if isinstance(value, bool):
+        raise DatasetError(
+            f"{where} has the label {value!r} in a column that does not say what True means; "
+            "name it is_fake, or map it with --label_map"
+        )
     words = {**_LABEL_WORDS, **{k.lower(): v for k, v in (labels or {}).items()}}
     text = str(value).strip().lower()
     if text.endswith(".0") and text[:-2] in words:  # 1.0 from a float column
@@ -264,7 +289,7 @@ class JsonList:
 # Column names of the CSV lists that benchmarks ship (first match wins).
 CSV_COLUMNS = {
     "path": ("path", "image_path", "filepath", "file_path", "filename", "file", "image", "img_path"),
-    "label": ("label", "class", "target", "is_fake", "fake"),
+    "label": LABEL_COLUMNS,
     "generator": ("generator", "model", "model_name", "source", "subset"),
     "split": ("split", "set", "subset_split"),
     "category": ("category", "object_class", "content"),
@@ -298,13 +323,13 @@ class CsvList:
                 )
             out = []
             for i, row in enumerate(reader, start=2):
-                label = parse_label(row[cols["label"]], labels, f"{root}: line {i}")
+                flag = cols["label"].strip().lower() in FAKE_FLAG_COLUMNS
+                label = parse_label(row[cols["label"]], labels, f"{root}: line {i}", fake_flag=flag)
 
                 def col(key: str, row: dict = row) -> str:
                     return (row.get(cols[key]) or "").strip() if cols[key] else ""
 
-                split = col("split").lower()
-                split = {"validation": "val", "valid": "val"}.get(split, split)
+                split = SPLIT_WORDS.get(col("split").lower(), col("split").lower())
                 out.append(Sample(_list_path(root, row[cols["path"]]), label, col("generator"), col("category"), split))
         return out
 
@@ -360,10 +385,15 @@ def detect_layout(root: Path, labels: Optional[dict[str, int]] = None) -> str:
 
 
 def split_layout(source: str, default: str = "auto") -> tuple[str, str]:
-    """``"path@FakesOnly"`` → ``("path", "FakesOnly")`` when the suffix names a registered layout."""
+    """``"path@FakesOnly"`` → ``("path", "FakesOnly")`` when the suffix names a registered layout
+    (any case); an unknown suffix on a path that does not exist is a --layout error."""
     base, sep, name = source.rpartition("@")
-    if sep and base and name in LAYOUTS:
-        return base, name
+    if sep and base:
+        known = {n.lower(): n for n in LAYOUTS.list()}
+        if name.lower() in known:
+            return base, known[name.lower()]
+        if not os.path.exists(source) and os.path.exists(base):
+            layout_class(name)  # raises with suggestions
     return source, default
 
 

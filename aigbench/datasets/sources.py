@@ -26,15 +26,21 @@ from typing import Any, Optional
 
 import numpy as np
 
-from aigbench.datasets.layouts import ROW_PATH, DatasetError, Sample, parse_label
+from aigbench.datasets.layouts import (
+    FAKE_FLAG_COLUMNS,
+    LABEL_COLUMNS,
+    ROW_PATH,
+    SPLIT_WORDS,
+    DatasetError,
+    Sample,
+    parse_label,
+)
 from aigbench.registry import LAYOUTS
 
 IMAGE_COLUMNS = ("image", "image_data", "img", "image_bytes", "jpg", "png", "bytes")
-LABEL_COLUMNS = ("label", "labels", "is_fake", "target", "class")
 GENERATOR_COLUMNS = ("generator", "model_name", "model", "source", "generator_name")
 SPLIT_COLUMNS = ("split",)
 CATEGORY_COLUMNS = ("category", "content", "object_class")
-SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 def row_path(file: str, row: int) -> str:
@@ -53,12 +59,14 @@ def _class_names(features: dict[str, Any], column: Optional[str]) -> Optional[li
     return list(names) if isinstance(names, list) else None
 
 
-def _split_from_name(path: Path) -> str:
-    """``train-00000-of-00004.parquet`` or ``data/validation/x.parquet`` → the split, else ""."""
+def _split_from_name(path: Path, root: Path) -> str:
+    """``train-00000-of-00004.parquet`` or ``<root>/validation/x.parquet`` → the split, else "";
+    only names below ``root`` count (never the folders that hold the dataset)."""
     stem = path.name.split("-")[0].split(".")[0].lower()
     if stem in SPLIT_WORDS:
         return SPLIT_WORDS[stem]
-    for part in reversed(path.parent.parts[-3:]):
+    inner = path.parent.relative_to(root).parts if root.is_dir() else ()
+    for part in reversed(inner):
         if part.lower() in SPLIT_WORDS:
             return SPLIT_WORDS[part.lower()]
     return ""
@@ -82,14 +90,19 @@ def table_samples(
         )
     names = _class_names(features, lab)
     gens = table.column(gen).to_pylist() if gen else [""] * table.num_rows
-    values = table.column(lab).to_pylist() if lab else [0 if not g else 1 for g in gens]
+    if lab is None:  # AI-GenBench: the generator of a real image is "" (or a word that means real)
+        real_words = {"", "real", *(k.lower() for k, v in (labels or {}).items() if v == 0)}
+        values = [0 if str(g or "").strip().lower() in real_words else 1 for g in gens]
+    else:
+        values = table.column(lab).to_pylist()
+    flag = (lab or "").lower() in FAKE_FLAG_COLUMNS
     splits = table.column(spl).to_pylist() if spl else [default_split] * table.num_rows
     cats = table.column(cat).to_pylist() if cat else [""] * table.num_rows
     out = []
     for i, (v, g, s, c) in enumerate(zip(values, gens, splits, cats)):
-        if names is not None and isinstance(v, int) and 0 <= v < len(names):
+        if names is not None and isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(names):
             v = names[v]  # ClassLabel: the name says real or fake, the index does not
-        label = parse_label(v, labels, f"{file}: row {i}")
+        label = parse_label(v, labels, f"{file}: row {i}", fake_flag=flag)
         split = SPLIT_WORDS.get(str(s or "").lower(), str(s or "").lower())
         out.append(Sample(row_path(str(file), i), label, str(g or ""), str(c or ""), split))
     return out
@@ -131,7 +144,7 @@ def parquet_samples(root: Path, labels: Optional[dict[str, int]] = None) -> list
             if c
         ]
         table = pf.read(columns=small)
-        out += table_samples(f, table, _hf_features(pf.schema_arrow.metadata), labels, _split_from_name(f))
+        out += table_samples(f, table, _hf_features(pf.schema_arrow.metadata), labels, _split_from_name(f, root))
     return out
 
 
@@ -168,7 +181,7 @@ def arrow_dir_samples(root: Path, labels: Optional[dict[str, int]] = None) -> li
 
 _ARROW: OrderedDict[str, Any] = OrderedDict()
 _PARQUET: OrderedDict[str, Any] = OrderedDict()
-_GROUPS: OrderedDict[tuple[str, int], list] = OrderedDict()
+_GROUPS: OrderedDict[tuple[str, int], Any] = OrderedDict()
 _CACHE_FILES = 8
 
 
@@ -204,10 +217,11 @@ def _parquet_row(file: str, row: int) -> Optional[bytes]:
     starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
     group = int(np.searchsorted(starts, row, side="right") - 1)
     key = (file, group)
-    if key not in _GROUPS:
+    values = _GROUPS.get(key)
+    if values is None:
         column = _first(pf.schema_arrow.names, IMAGE_COLUMNS)
-        _remember(_GROUPS, key, pf.read_row_group(group, columns=[column]).column(0).to_pylist(), size=2)
-    return _image_value(_GROUPS[key][row - int(starts[group])])
+        values = _remember(_GROUPS, key, pf.read_row_group(group, columns=[column]).column(0), size=2)
+    return _image_value(values[row - int(starts[group])].as_py())
 
 
 def read_row_bytes(path: str) -> Optional[bytes]:
@@ -217,12 +231,12 @@ def read_row_bytes(path: str) -> Optional[bytes]:
         return None
     file, row = m.group("file"), int(m.group("row"))
     try:
-        if file.endswith(".arrow"):
+        if file.lower().endswith(".arrow"):
             table = _arrow_table(file)
             column = _first(table.column_names, IMAGE_COLUMNS)
             return _image_value(table.column(column)[row].as_py())
         return _parquet_row(file, row)
-    except (OSError, IndexError, ValueError):
+    except (OSError, IndexError, ValueError, KeyError):
         return None
 
 

@@ -161,7 +161,7 @@ def write_split_csv(path: Path, train: Sequence[Sample], val: Sequence[Sample], 
         w.writerow(["path", "label", "generator", "category", "split"])
         for part, rows in (("train", train), ("val", val), ("test", test)):
             for s in rows:
-                w.writerow([s.path, s.label, s.generator, s.category, part])
+                w.writerow([os.path.abspath(s.path), s.label, s.generator, s.category, part])
 
 
 def check_two_classes(samples: Sequence[Sample], where: str, allow_one_class: bool) -> None:
