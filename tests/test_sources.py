@@ -532,3 +532,24 @@ def test_data_check_takes_sources_like_data_path_and_mixed_file_and_row_lists(tm
     (tmp_path / "mixed.json").write_text(json.dumps(rows))
     report = check_dataset(tmp_path / "mixed.json", workers=8)  # threads must not share the row caches
     assert report["counts"]["total"]["fake"] == 40 and not report["problems"]
+
+
+def test_forensynths_family_trees_as_shipped(tmp_path):
+    # AIGCDetectBenchmark: test/<set>/{0_real,1_fake}; Chameleon: test/{0_real,1_fake}; WildRF: test/<platform>/...
+    for name, parts in (
+        ("AIGCDetectBenchmark", ("test", "ADM")),
+        ("Chameleon", ("test",)),
+        ("WildRF", ("test", "reddit")),
+    ):
+        root = tmp_path / name
+        fill(root.joinpath(*parts, "0_real"), cifake_files("test", "REAL", 2))
+        fill(root.joinpath(*parts, "1_fake"), cifake_files("test", "FAKE", 3))
+        if name == "WildRF":
+            fill(root / "test" / "twitter" / "0_real", cifake_files("test", "REAL", 1, 5))
+            fill(root / "test" / "twitter" / "1_fake", cifake_files("test", "FAKE", 1, 5))
+            fill(root / "train" / "reddit" / "0_real", cifake_files("train", "REAL", 1))
+        assert detect_layout(root) == "ForenSynths"
+        test = load_samples(root, "test")
+        assert sum(s.label for s in test) == (4 if name == "WildRF" else 3)
+        gens = {s.generator for s in test}
+        assert gens == {"AIGCDetectBenchmark": {"ADM"}, "Chameleon": {""}, "WildRF": {"reddit", "twitter"}}[name]
