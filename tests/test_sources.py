@@ -553,3 +553,11 @@ def test_forensynths_family_trees_as_shipped(tmp_path):
         assert sum(s.label for s in test) == (4 if name == "WildRF" else 3)
         gens = {s.generator for s in test}
         assert gens == {"AIGCDetectBenchmark": {"ADM"}, "Chameleon": {""}, "WildRF": {"reddit", "twitter"}}[name]
+
+
+def test_images_outside_every_split_are_named_when_a_split_is_taken(tmp_path, aigbench_log):
+    fill(tmp_path / "train" / "0_real", cifake_files("train", "REAL", 2))
+    fill(tmp_path / "train" / "1_fake", cifake_files("train", "FAKE", 2))
+    fill(tmp_path / "extra" / "1_fake", cifake_files("train", "FAKE", 3, 5))
+    assert len(load_samples(tmp_path, "train")) == 4
+    assert any("3 image(s) belong to no train/val/test split" in r.getMessage() for r in aigbench_log.records)

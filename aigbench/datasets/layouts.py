@@ -104,7 +104,7 @@ class FolderLayout:
         if not root.is_dir():
             return False
         names = {n.lower() for n in (labels or cls.label_dirs)}
-        for dirpath, dirnames, _ in os.walk(root):
+        for dirpath, dirnames, _ in os.walk(root, followlinks=True):
             if any(d.lower() in names for d in dirnames):
                 return True
             if len(Path(dirpath).relative_to(root).parts) >= 5:
@@ -440,6 +440,14 @@ def select_split(samples: list[Sample], split: Optional[str], where: str) -> lis
             split = fallback
         else:
             raise DatasetError(f"{where} has no {split}/ split; it holds {listing}. Point the flag at the right folder")
+    unsplit = counts.get("(none)", 0)
+    if unsplit:
+        log.warning(
+            "%s: %d image(s) belong to no train/val/test split while the others do; they are not used as %s data",
+            where,
+            unsplit,
+            split,
+        )
     return [s for s in samples if s.split == split]
 
 
