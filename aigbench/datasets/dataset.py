@@ -181,24 +181,8 @@ def build_loader(
 def evaluation_view(loader: DataLoader, transform: ImageTransform) -> DataLoader:
     """A loader like the evaluation ``loader`` (batch size, workers, process sharding) over the
     same samples through ``transform``; ``loader`` and its dataset are unchanged."""
-    dataset = loader.dataset.view(transform)
-    old = loader.sampler
-    if isinstance(old, DistributedSampler):
-        sampler: Any = DistributedSampler(
-            dataset, num_replicas=old.num_replicas, rank=old.rank, shuffle=False, drop_last=False
-        )
-    else:
-        sampler = SequentialSampler(dataset)
-    return DataLoader(
-        dataset,
-        batch_size=loader.batch_size,
-        sampler=sampler,
-        num_workers=loader.num_workers,
-        collate_fn=Collate(transform.normalizer),
-        pin_memory=loader.pin_memory,
-        drop_last=False,
-        worker_init_fn=loader.worker_init_fn,
-    )
+    distributed = isinstance(loader.sampler, DistributedSampler)
+    return build_loader(loader.dataset.view(transform), loader.batch_size, False, loader.num_workers, distributed)
 
 
 def set_loader_epoch(loader: DataLoader, epoch: int, seed: int) -> None:

@@ -42,7 +42,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Sequence, Union
 
 from aigbench.errors import AigbenchError
 from aigbench.registry import LAYOUTS
@@ -58,6 +58,8 @@ SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "va
 ROW_PATH = re.compile(r"^(?P<file>.+\.(?:parquet|arrow))#(?P<row>\d+)$", re.IGNORECASE)
 # A requested split that the tree does not have, and the one used instead (with a note).
 SPLIT_FALLBACK = {"test": "val"}
+# --max_skip_ratio: the largest fraction of undecodable images a dataset may have before a run stops.
+DEFAULT_MAX_SKIP_RATIO = 0.05
 DEMO_ALIAS = "aigbench:demo"
 DEMO_ROOT = Path(__file__).parent / "demo"
 
@@ -230,6 +232,12 @@ LABEL_COLUMNS = ("label", "labels", "is_fake", "fake", "target", "class")
 FAKE_FLAG_COLUMNS = ("is_fake", "fake")  # True / False means fake / real
 
 
+def find_column(columns: Sequence[str], names: Sequence[str]) -> Optional[str]:
+    """The first of ``names`` among ``columns`` (case and surrounding spaces ignored), as spelt there."""
+    lower = {c.strip().lower(): c for c in columns}
+    return next((lower[n] for n in names if n in lower), None)
+
+
 def parse_label(value: object, labels: Optional[dict[str, int]], where: str, fake_flag: bool = False) -> int:
     """0/1 or real/fake (or the words of ``--label_map``) → 0/1; anything else names ``where``.
     ``fake_flag``: the column says whether the image is fake (``is_fake``), so True/False count."""
@@ -314,8 +322,7 @@ class CsvList:
         with open(root, newline="", encoding="utf-8-sig") as f:
             dialect = csv.excel_tab if root.suffix.lower() == ".tsv" else csv.excel
             reader = csv.DictReader(f, dialect=dialect)
-            header = {h.strip().lower(): h for h in (reader.fieldnames or [])}
-            cols = {k: next((header[c] for c in names if c in header), None) for k, names in CSV_COLUMNS.items()}
+            cols = {k: find_column(reader.fieldnames or [], names) for k, names in CSV_COLUMNS.items()}
             if cols["path"] is None or cols["label"] is None:
                 raise DatasetError(
                     f"{root}: a CSV list needs a header with a path column ({'/'.join(CSV_COLUMNS['path'][:3])}) and "

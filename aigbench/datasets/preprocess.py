@@ -100,3 +100,18 @@ def resolve_preprocess(cls: type, kwargs: Optional[Mapping[str, Any]] = None, **
     if cfg.input_size < 1:
         raise ConfigError(f"--image_size must be at least 1, got {cfg.input_size}")
     return cfg
+
+
+def preprocess_from_args(cls: type, args: Any) -> Preprocess:
+    """:func:`resolve_preprocess` for parsed command-line ``args`` (the model's flags and the
+    preprocessing flags that were given)."""
+    from aigbench.flags import kwargs_from_args
+
+    return resolve_preprocess(
+        cls,
+        kwargs_from_args(cls, args),
+        image_size=args.image_size,
+        resize_mode=args.resize_mode,
+        interpolation=getattr(args, "interpolation", None),
+        crop_pct=getattr(args, "crop_pct", None),
+    )

@@ -33,6 +33,7 @@ from aigbench.datasets.layouts import (
     SPLIT_WORDS,
     DatasetError,
     Sample,
+    find_column,
     parse_label,
 )
 from aigbench.registry import LAYOUTS
@@ -45,11 +46,6 @@ CATEGORY_COLUMNS = ("category", "content", "object_class")
 
 def row_path(file: str, row: int) -> str:
     return f"{file}#{row}"
-
-
-def _first(columns: list[str], names: tuple[str, ...]) -> Optional[str]:
-    lower = {c.lower(): c for c in columns}
-    return next((lower[n] for n in names if n in lower), None)
 
 
 def _class_names(features: dict[str, Any], column: Optional[str]) -> Optional[list[str]]:
@@ -81,8 +77,8 @@ def table_samples(
 ) -> list[Sample]:
     """Samples of the rows of one table (label, generator, split and category columns only)."""
     cols = table.column_names
-    lab, gen = _first(cols, LABEL_COLUMNS), _first(cols, GENERATOR_COLUMNS)
-    spl, cat = _first(cols, SPLIT_COLUMNS), _first(cols, CATEGORY_COLUMNS)
+    lab, gen = find_column(cols, LABEL_COLUMNS), find_column(cols, GENERATOR_COLUMNS)
+    spl, cat = find_column(cols, SPLIT_COLUMNS), find_column(cols, CATEGORY_COLUMNS)
     if lab is None and gen is None:
         raise DatasetError(
             f"{file}: no label column ({', '.join(LABEL_COLUMNS)}) and no generator column to read labels from "
@@ -136,11 +132,11 @@ def parquet_samples(root: Path, labels: Optional[dict[str, int]] = None) -> list
         except Exception as e:
             raise DatasetError(f"{f}: not a readable parquet file ({e})") from None
         cols = pf.schema_arrow.names
-        if _first(cols, IMAGE_COLUMNS) is None:
+        if find_column(cols, IMAGE_COLUMNS) is None:
             raise DatasetError(f"{f}: no image column ({', '.join(IMAGE_COLUMNS)}); its columns are {cols}")
         small = [
             c
-            for c in (_first(cols, n) for n in (LABEL_COLUMNS, GENERATOR_COLUMNS, SPLIT_COLUMNS, CATEGORY_COLUMNS))
+            for c in (find_column(cols, n) for n in (LABEL_COLUMNS, GENERATOR_COLUMNS, SPLIT_COLUMNS, CATEGORY_COLUMNS))
             if c
         ]
         table = pf.read(columns=small)
@@ -171,7 +167,7 @@ def arrow_dir_samples(root: Path, labels: Optional[dict[str, int]] = None) -> li
             if not f.is_file():
                 raise DatasetError(f"{f} is listed in {folder / 'state.json'} but missing; copy the whole folder")
             table = _arrow_table(str(f))
-            if _first(table.column_names, IMAGE_COLUMNS) is None:
+            if find_column(table.column_names, IMAGE_COLUMNS) is None:
                 raise DatasetError(f"{f}: no image column ({', '.join(IMAGE_COLUMNS)}); columns {table.column_names}")
             out += table_samples(f, table, info.get("features", {}), labels, split)
     return out
@@ -219,7 +215,7 @@ def _parquet_row(file: str, row: int) -> Optional[bytes]:
     key = (file, group)
     values = _GROUPS.get(key)
     if values is None:
-        column = _first(pf.schema_arrow.names, IMAGE_COLUMNS)
+        column = find_column(pf.schema_arrow.names, IMAGE_COLUMNS)
         values = _remember(_GROUPS, key, pf.read_row_group(group, columns=[column]).column(0), size=2)
     return _image_value(values[row - int(starts[group])].as_py())
 
@@ -233,7 +229,7 @@ def read_row_bytes(path: str) -> Optional[bytes]:
     try:
         if file.lower().endswith(".arrow"):
             table = _arrow_table(file)
-            column = _first(table.column_names, IMAGE_COLUMNS)
+            column = find_column(table.column_names, IMAGE_COLUMNS)
             return _image_value(table.column(column)[row].as_py())
         return _parquet_row(file, row)
     except (OSError, IndexError, ValueError, KeyError):

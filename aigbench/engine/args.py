@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from aigbench.datasets.layouts import DEMO_ALIAS
-from aigbench.datasets.preprocess import RESIZE_MODES, resolve_preprocess
+from aigbench.datasets.layouts import DEFAULT_MAX_SKIP_RATIO, DEMO_ALIAS
+from aigbench.datasets.preprocess import RESIZE_MODES, preprocess_from_args
 from aigbench.errors import ConfigError
-from aigbench.flags import add_signature_flags, kwargs_from_args
+from aigbench.flags import add_signature_flags
 
 DEFAULT_MODEL = "MyModel"
 # Flags that test.py / test_robust.py take from the run's config.json (with the model's own
@@ -104,7 +104,7 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument(
         "--max_skip_ratio",
         type=float,
-        default=0.05,
+        default=DEFAULT_MAX_SKIP_RATIO,
         help="stop when more than this fraction of a dataset is undecodable (0 allows none)",
     )
     g.add_argument(
@@ -284,14 +284,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
             parser.error(f"--{flag} must be a fraction in [0, 1), got {getattr(args, flag)}")
     if not 0.0 <= args.max_skip_ratio <= 1.0:
         parser.error(f"--max_skip_ratio must be in [0, 1], got {args.max_skip_ratio}")
-    cfg = resolve_preprocess(
-        model_cls,
-        kwargs_from_args(model_cls, args),
-        image_size=args.image_size,
-        resize_mode=args.resize_mode,
-        interpolation=args.interpolation,
-        crop_pct=args.crop_pct,
-    )
+    cfg = preprocess_from_args(model_cls, args)
     args.image_size, args.resize_mode = cfg.input_size, cfg.resize_mode
     args.interpolation, args.crop_pct = cfg.interpolation, cfg.crop_pct
     args.preprocess = cfg.as_dict()

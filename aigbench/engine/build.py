@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from aigbench.datasets.augment import BlurJPEG
 from aigbench.datasets.dataset import ImageDataset, build_loader
 from aigbench.datasets.layouts import DEMO_ALIAS, DatasetError, Sample, load_samples, parse_label_map, split_layout
-from aigbench.datasets.preprocess import Preprocess, resolve_preprocess
+from aigbench.datasets.preprocess import Preprocess, preprocess_from_args
 from aigbench.datasets.sampling import describe_mix, parse_sources, sample_weights
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.checkpoint import load_checkpoint, load_model_weights
@@ -69,15 +69,7 @@ def model_info(model: torch.nn.Module) -> dict[str, Any]:
 
 def preprocess_of(args: argparse.Namespace) -> Preprocess:
     """The model's declared preprocessing with the flags given on top (see ``datasets.preprocess``)."""
-    cls = model_class(args)
-    return resolve_preprocess(
-        cls,
-        kwargs_from_args(cls, args),
-        image_size=args.image_size,
-        resize_mode=args.resize_mode,
-        interpolation=getattr(args, "interpolation", None),
-        crop_pct=getattr(args, "crop_pct", None),
-    )
+    return preprocess_from_args(model_class(args), args)
 
 
 def format_align(args: argparse.Namespace, train: bool) -> Optional[FormatAlign]:
@@ -174,9 +166,14 @@ def check_two_classes(samples: Sequence[Sample], where: str, allow_one_class: bo
         )
 
 
+def shared_files(a: Sequence[Sample], b: Sequence[Sample]) -> set[str]:
+    """The files (resolved paths) that two sample lists both hold."""
+    return {os.path.realpath(s.path) for s in a} & {os.path.realpath(s.path) for s in b}
+
+
 def warn_overlap(a: Sequence[Sample], b: Sequence[Sample], what: str) -> int:
     """Warn when two sets share files (by resolved path); returns the count."""
-    shared = {os.path.realpath(s.path) for s in a} & {os.path.realpath(s.path) for s in b}
+    shared = shared_files(a, b)
     if shared:
         log.warning("%s share %d file(s), e.g. %s", what, len(shared), sorted(shared)[0])
     return len(shared)
@@ -234,8 +231,6 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
         train_idx, val_idx = split_indices(samples, val_split, args.seed)
         val_samples = [samples[i] for i in val_idx]
         samples, source_of = [samples[i] for i in train_idx], [source_of[i] for i in train_idx]
-        if ctx.is_main:
-            write_split_csv(Path(args.output_dir) / "val_split.csv", samples, val_samples, heldout)
         log.info(
             "validation: %d of the training images (--val_split %g, stratified by label and generator, seed %d; "
             "val_split.csv)",
@@ -267,10 +262,10 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
     if val_samples:
         val_ds = ImageDataset(val_samples, build_transform(args, False), "val")
         val = build_loader(val_ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed)
+    if ctx.is_main and (val_split or heldout):
+        write_split_csv(Path(args.output_dir) / "val_split.csv", samples, val_samples, heldout)
     loaders = {}
     if heldout:
-        if ctx.is_main and not val_split:
-            write_split_csv(Path(args.output_dir) / "val_split.csv", samples, val_samples, heldout)
         ds = ImageDataset(heldout, build_transform(args, False), "heldout")
         loaders["heldout"] = build_loader(
             ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed
@@ -298,7 +293,7 @@ def check_overlaps(data: TrainData, test_loaders: dict[str, DataLoader]) -> None
         test = loader.dataset.samples
         warn_overlap(train, test, f"the training data and test set {name!r} (a leak: test numbers are inflated)")
         if val:
-            shared = {os.path.realpath(s.path) for s in val} & {os.path.realpath(s.path) for s in test}
+            shared = shared_files(val, test)
             if shared:
                 raise DatasetError(
                     f"the validation data and test set {name!r} share {len(shared)} file(s), e.g. {sorted(shared)[0]}: "

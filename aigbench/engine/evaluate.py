@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from aigbench.datasets.dataset import check_skipped
+from aigbench.datasets.layouts import DEFAULT_MAX_SKIP_RATIO
 from aigbench.engine.amp import AmpPolicy
 from aigbench.engine.dist import DistContext
 from aigbench.engine.loggers import RunLogger, atomic_open, fmt_metric, labelled_grid, write_json
@@ -27,8 +28,6 @@ from aigbench.metrics import (
 )
 
 log = logging.getLogger("aigbench")
-
-DEFAULT_MAX_SKIP_RATIO = 0.05
 
 
 def score_predictions(

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from aigbench.engine.amp import AmpPolicy
 from aigbench.engine.checkpoint import BEST_NAME, ResumeState, improve_best, save_checkpoint
 from aigbench.engine.dist import DistContext
-from aigbench.engine.evaluate import evaluate_datasets
+from aigbench.engine.evaluate import DEFAULT_MAX_SKIP_RATIO, evaluate_datasets
 from aigbench.engine.loggers import RunLogger
 
 log = logging.getLogger("aigbench")
@@ -42,7 +42,7 @@ def validate_and_select(
     best_metric: str,
     amp: Union[bool, AmpPolicy] = False,
     logger: Optional[RunLogger] = None,
-    max_skip_ratio: float = 0.05,
+    max_skip_ratio: float = DEFAULT_MAX_SKIP_RATIO,
     show_progress: bool = True,
     save_state: Optional[Mapping[str, Any]] = None,
 ) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from aigbench.datasets.dataset import evaluation_view
 from aigbench.engine.amp import AmpPolicy
 from aigbench.engine.dist import DistContext
-from aigbench.engine.evaluate import evaluate_datasets
+from aigbench.engine.evaluate import DEFAULT_MAX_SKIP_RATIO, evaluate_datasets
 from aigbench.engine.loggers import RunLogger, atomic_open, fmt_metric, inside, safe_name, to_jsonable, write_json
 from aigbench.errors import ConfigError
 from aigbench.metrics import METRIC_NAMES
@@ -79,7 +79,7 @@ def run_grid(
     amp: Union[bool, AmpPolicy] = False,
     logger: Optional[RunLogger] = None,
     seed: int = 0,
-    max_skip_ratio: float = 0.05,
+    max_skip_ratio: float = DEFAULT_MAX_SKIP_RATIO,
     show_progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Evaluate every grid point; write ``<output_dir>/<perturbation>/<param>_<s>/<dataset>/``
