@@ -173,3 +173,82 @@ def test_perturbations_with_their_own_init_still_build():
     PERTURBATIONS.register_module("gain_test", module=OldStyle, force=True)
     (point,) = build_grid({"gain_test": [1.5]})
     assert point.name == "gain_test" and point.folder == "gain_test/gain_1.5"
+
+
+@pytest.fixture
+def photo():
+    """A real CIFAKE image enlarged to a full-size photo (1300 x 1200)."""
+    path = cifake_subset("test", 1)[1][0]
+    small = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+    return cv2.resize(small, (1200, 1300), interpolation=cv2.INTER_CUBIC)
+
+
+def test_new_perturbations_in_the_fields_units(photo):
+    assert all(PERTURBATIONS.get(n)(c)(photo) is photo for n, c in (("webp", 100), ("resize", 1), ("crop", 1),
+                                                                      ("grayscale", 0), ("social", 0)))
+    # resize: down by the scale then back up, with the interpolation named
+    small = cv2.resize(photo, (300, 325), interpolation=cv2.INTER_NEAREST)
+    expected = cv2.resize(small, (1200, 1300), interpolation=cv2.INTER_NEAREST)
+    assert np.array_equal(PERTURBATIONS.get("resize_nearest")(0.25)(photo), expected)
+    assert "bicubic" in PERTURBATIONS.get("resize_bicubic")(0.5).unit
+    assert not np.array_equal(PERTURBATIONS.get("resize")(0.25)(photo), expected)  # bilinear differs
+    crop = PERTURBATIONS.get("crop")(0.5)(photo)
+    assert crop.shape == (650, 600, 3) and np.array_equal(crop, photo[325:975, 300:900])
+    gray = PERTURBATIONS.get("grayscale")(1)(photo)
+    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 0], gray[..., 2])
+    assert np.array_equal(gray[..., 0], cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
+    webp = PERTURBATIONS.get("webp")(30)(photo)
+    assert webp.shape == photo.shape and 0 < np.abs(webp.astype(int) - photo).mean() < 10
+    for bad in (("webp", 0), ("resize", 0), ("crop", 1.5), ("grayscale", 2), ("social", 5)):
+        with pytest.raises(ValueError):
+            PERTURBATIONS.get(bad[0])(bad[1])
+
+
+def test_chains_apply_their_steps_in_order(photo):
+    swept, fixed = build_grid({"jpeg:75>resize": [1, 0.5], "jpeg:75>resize:0.5": [0, 1]})[1::2]
+    expected = PERTURBATIONS.get("resize")(0.5)(PERTURBATIONS.get("jpeg")(75)(photo))
+    assert np.array_equal(swept(photo), expected) and np.array_equal(fixed(photo), expected)
+    assert swept.param == "scale" and swept.folder == "jpeg=75+resize/scale_0.5"
+    points = build_grid({"jpeg:75>resize": [1], "jpeg:75>resize:0.5": [0]})
+    # the swept step at its clean strength still leaves JPEG 75: not clean; the fixed chain off is
+    assert [p.is_clean for p in points] == [False, True]
+    with pytest.raises(ConfigError, match="every strength fixed"):
+        build_grid({"jpeg:75>resize:0.5": [0.5]})
+    with pytest.raises(ConfigError, match="only one step"):
+        build_grid({"jpeg>resize": [1]})
+    with pytest.raises(ConfigError, match="Did you mean 'jpeg'"):
+        build_grid({"jpg:75>resize": [1]})
+
+
+def test_social_chain_levels_are_seeded_and_grow_harsher(photo):
+    outs = {lvl: PERTURBATIONS.get("social")(lvl, seed=1)(photo) for lvl in (1, 4)}
+    again = PERTURBATIONS.get("social")(4, seed=1)(photo)
+    other_seed = PERTURBATIONS.get("social")(4, seed=2)(photo)
+    assert np.array_equal(outs[4], again) and not np.array_equal(outs[4], other_seed)
+    for out in outs.values():  # a random resized crop to a square of 256-512 px
+        assert out.shape[0] == out.shape[1] and 256 <= out.shape[0] <= 512
+    # the crop to 1080 px happens first: a small image keeps its size into the chain
+    assert PERTURBATIONS.get("social")(2)(photo[:200, :300]).shape[0] <= 512
+
+
+def test_size_changing_perturbations_after_resize_keep_the_model_size(photo):
+    transform = ImageTransform(32, False)
+    for name, s in (("crop", 0.5), ("social", 3)):
+        view = transform.with_perturbation(PERTURBATIONS.get(name)(s), "after_resize")
+        assert view.prepare(photo).shape == (32, 32, 3)
+
+
+def test_robustness_csv_has_per_generator_rows(tmp_path):
+    items = [[p, y, gen] for gen in ("gan", "sd") for p, y in cifake_subset("test", 6)]
+    spec = tmp_path / "list.json"
+    spec.write_text(json.dumps(items))
+    ds = ImageDataset.from_path(str(spec), ImageTransform(32, False), name="multi")
+    rows = run_grid(ConstantModel(), {"multi": build_loader(ds, 8, train=False)}, {"blur": [0, 2]},
+                    DistContext(torch.device("cpu")), tmp_path / "rob", threshold=0.3)
+    with open(tmp_path / "rob" / "robustness.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [(r["generator"], float(r["strength"])) for r in table] == [
+        ("", 0), ("gan", 0), ("sd", 0), ("", 2), ("gan", 2), ("sd", 2)]
+    m = json.loads((tmp_path / "rob" / "blur" / "sigma_2" / "multi" / "metrics.json").read_text())
+    assert float(table[4]["accuracy"]) == pytest.approx(m["per_generator"]["gan"]["accuracy"])
+    assert all(float(r["threshold"]) == 0.3 for r in table) and rows[0]["threshold"] == 0.3

@@ -186,14 +186,19 @@ class ImageTransform:
             img = self.geometric(image=img)["image"]
         if self.crops:
             img = np.stack([self._after(c) for c in multicrop(img, self.image_size, self.crops)])
-        elif self.perturbation is not None and self.perturb_stage == "after_resize":
-            img = self.perturbation(img)
+        else:
+            img = self._after(img)
         return img
 
     def _after(self, img: np.ndarray) -> np.ndarray:
-        if self.perturbation is not None and self.perturb_stage == "after_resize":
-            return self.perturbation(img)
-        return img
+        """The after-resize perturbation; one that changes the size (crop, social) is resized
+        back to the model's input size (bilinear) so that batches stay stackable."""
+        if self.perturbation is None or self.perturb_stage != "after_resize":
+            return img
+        out = self.perturbation(img)
+        if out.shape[:2] != img.shape[:2]:
+            out = cv2.resize(out, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return out
 
     @property
     def crop_name(self) -> str:

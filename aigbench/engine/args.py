@@ -219,6 +219,21 @@ def test_parser(description: str = "Test checkpoints on several datasets") -> ar
         help="best (default: checkpoint-best.pth, else the last epoch), last, an epoch number, all (every epoch: "
         "choosing among them is selection on test), pretrained, a file name in --output_dir, or a path",
     )
+    g.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="fixed score threshold of the threshold-based metrics (accuracy, real/fake accuracy, F1); the "
+        "threshold calibrated on validation is reported beside it when the run has one",
+    )
+    g.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add 95%% bootstrap confidence intervals of accuracy, AUROC and AP from N replicates "
+        "(stratified by label, seeded by --seed; 1000 is usual)",
+    )
     return parser
 
 
@@ -282,6 +297,10 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
     for flag in ("val_split", "test_split"):
         if not 0.0 <= getattr(args, flag, 0.0) < 1.0:
             parser.error(f"--{flag} must be a fraction in [0, 1), got {getattr(args, flag)}")
+    if not 0.0 <= getattr(args, "threshold", 0.5) <= 1.0:
+        parser.error(f"--threshold must be a score in [0, 1], got {args.threshold}")
+    if getattr(args, "bootstrap", 0) < 0:
+        parser.error(f"--bootstrap must be 0 (off) or a number of replicates, got {args.bootstrap}")
     if not 0.0 <= args.max_skip_ratio <= 1.0:
         parser.error(f"--max_skip_ratio must be in [0, 1], got {args.max_skip_ratio}")
     cfg = preprocess_from_args(model_cls, args)

@@ -26,6 +26,7 @@ from aigbench.metrics import (
     one_class_note,
     youden_threshold,
 )
+from aigbench.metrics.calibration import bootstrap_ci, calibration_metrics, threshold_free_metrics
 
 log = logging.getLogger("aigbench")
 
@@ -36,8 +37,13 @@ def score_predictions(
     threshold: float = 0.5,
     val_threshold: Optional[Mapping[str, Any]] = None,
     calibrate: bool = False,
+    bootstrap: int = 0,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Metrics, the per-generator breakdown (with its pairing of reals) and the summary rows.
+    """Metrics, the per-generator breakdown (with its pairing of reals) and the summary rows,
+    the threshold-free figures (EER, TPR at low FPR, oracle accuracy) and calibration (Brier,
+    NLL, ECE). ``bootstrap`` > 0 adds 95 % confidence intervals of accuracy, AUROC and AP
+    (``ci``) from that many replicates seeded with ``seed``.
 
     ``val_threshold`` (``{"threshold", "rule", "source"}``, calibrated on validation) adds the
     threshold-based metrics at that threshold under ``at_val_threshold``. ``calibrate`` (on
@@ -58,10 +64,14 @@ def score_predictions(
         },
         "real_pools": breakdown["real_pools"],
         "summary": breakdown["summary"],
+        "threshold_free": threshold_free_metrics(preds.label, preds.score),
+        "calibration": calibration_metrics(preds.label, preds.score),
         "notes": [n for n in (one_class_note(metrics),) if n],
         "n_skipped": len(preds.skipped),
         "skipped": preds.skipped,
     }
+    if bootstrap > 0:
+        result["ci"] = bootstrap_ci(preds.label, preds.score, threshold, bootstrap, seed)
     if calibrate:
         t = youden_threshold(preds.label, preds.score)
         result["calibrated_threshold"] = (
@@ -105,19 +115,26 @@ def evaluate_datasets(
     show_progress: bool = True,
     val_threshold: Optional[Mapping[str, Any]] = None,
     calibrate: bool = False,
+    threshold: float = 0.5,
+    bootstrap: int = 0,
+    seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate on every loader; returns ``{dataset: {"metrics", "per_generator", ...}}``.
 
     With ``results_dir`` the main process writes ``<results_dir>/<dataset>/metrics.json`` and
     ``predictions.csv``. With ``logger`` it logs ``<prefix>/<dataset>/<metric>`` scalars, the
-    model's ``visual_image`` tensors and a captioned grid of inputs. More than
+    model's ``visual_image`` tensors, a PR curve and a captioned grid of inputs. ``threshold``
+    is that of the threshold-based metrics (``--threshold``); ``bootstrap`` adds confidence
+    intervals (:func:`score_predictions`). More than
     ``max_skip_ratio`` undecodable images in a dataset (or none decodable) stops the run.
     """
     results = {}
     for name, loader in loaders.items():
         preds = predict(model, loader, ctx, amp=amp, desc=f"{prefix} {name}", show_progress=show_progress)
         check_skipped(f"{prefix} dataset {name!r}", len(preds.skipped), len(loader.dataset), max_skip_ratio)
-        result = score_predictions(preds, loader, val_threshold=val_threshold, calibrate=calibrate)
+        result = score_predictions(
+            preds, loader, threshold, val_threshold=val_threshold, calibrate=calibrate, bootstrap=bootstrap, seed=seed
+        )
         transform = loader.dataset.transform
         result = {
             "dataset": name,
@@ -136,6 +153,7 @@ def evaluate_datasets(
         if logger is not None:
             tag = f"{prefix}/{name}" if prefix == "test" else prefix
             logger.scalars(tag, result["metrics"], step)
+            logger.pr_curve(f"{tag}/pr_curve", preds.label, preds.score, step)
             for gen, m in result["per_generator"].items():
                 logger.scalars(f"{prefix}_per_generator/{name}/{gen}", m, step)
             if log_images and preds.first_batch is not None:
@@ -169,7 +187,9 @@ def results_table(checkpoint_name: str, results: Mapping[str, Mapping[str, Any]]
     """The terminal table: one row per dataset, its generators (with their pairing), and the
     field's summary rows (mean over generators, worst generator); undefined values read n/a."""
     head = f"{'':<28}" + "".join(f"{m:>13}" for m in HEADLINE) + f"{'n':>8}"
-    lines = [f"{checkpoint_name}", head, "-" * len(head)]
+    thresholds = sorted({r["metrics"]["threshold"] for r in results.values()})
+    note = f" (accuracy at threshold {', '.join(f'{t:g}' for t in thresholds)})" if thresholds else ""
+    lines = [f"{checkpoint_name}{note}", head, "-" * len(head)]
     for name, r in results.items():
         m = r["metrics"]
         lines.append(f"{name[:27]:<28}" + "".join(f"{fmt_metric(m.get(k)):>13}" for k in HEADLINE) + f"{m['n']:>8}")
@@ -192,6 +212,18 @@ def results_table(checkpoint_name: str, results: Mapping[str, Mapping[str, Any]]
                 lines.append("  * fakes of this generator scored against all reals of the dataset (pooled reals)")
         for note in r.get("notes", []):
             lines.append(f"  note: {note}")
+        ci = r.get("ci")
+        if ci:
+            cells = ", ".join(
+                f"{k} [{fmt_metric(ci[k]['low'])}, {fmt_metric(ci[k]['high'])}]" for k in ("accuracy", "auroc", "ap")
+            )
+            lines.append(f"  {int(ci['level'] * 100)}% CI ({ci['n_boot']} bootstrap replicates): {cells}")
+        tf, cal = r.get("threshold_free"), r.get("calibration")
+        if tf and cal:
+            lines.append(
+                f"  EER {fmt_metric(tf['eer'])}, TPR at 1% / 5% FPR {fmt_metric(tf['tpr_at_fpr_1'])} / "
+                f"{fmt_metric(tf['tpr_at_fpr_5'])}, ECE {fmt_metric(cal['ece'])}, Brier {fmt_metric(cal['brier'])}"
+            )
         at = r.get("at_val_threshold")
         if at:
             lines.append(

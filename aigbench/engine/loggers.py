@@ -73,6 +73,18 @@ class RunLogger:
         if self._writer is not None:
             self._writer.add_image(tag, hwc_uint8, step, dataformats="HWC")
 
+    def pr_curve(self, tag: str, labels: Any, scores: Any, step: int) -> None:
+        """TensorBoard's precision-recall curve of the fake class; skipped when one class is missing."""
+        y = np.asarray(labels)
+        if self._writer is None or not ((y == 0).any() and (y == 1).any()):
+            return
+        self._writer.add_pr_curve(tag, y.astype(bool), np.clip(np.asarray(scores, dtype=np.float64), 0, 1), step)
+
+    def figure(self, tag: str, fig: Any, step: int = 0) -> None:
+        """A matplotlib figure (closed after logging)."""
+        if self._writer is not None:
+            self._writer.add_figure(tag, fig, step, close=True)
+
     def jsonl(self, filename: str, record: Mapping[str, Any]) -> None:
         if not self.enabled:
             return

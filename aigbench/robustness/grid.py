@@ -25,13 +25,14 @@ from aigbench.engine.loggers import RunLogger, atomic_open, fmt_metric, inside, 
 from aigbench.errors import ConfigError
 from aigbench.metrics import METRIC_NAMES
 from aigbench.registry import PERTURBATIONS
-from aigbench.robustness.perturbations import Perturbation
+from aigbench.robustness.perturbations import CHAIN_SEP, Chain, Perturbation
 
 log = logging.getLogger("aigbench")
 
 CSV_COLUMNS = [
     "checkpoint",
     "dataset",
+    "generator",
     "perturbation",
     "param",
     "strength",
@@ -51,20 +52,23 @@ def build_grid(grid: Mapping[str, Sequence[float]], seed: int = 0) -> list[Pertu
     with a :class:`ConfigError` that names the GRID entry. A point's name is its GRID key."""
     points = []
     for name, strengths in grid.items():
-        safe_name(name, "GRID in test_robust.py: a perturbation name")
-        try:
-            cls = PERTURBATIONS.get(name)
-        except KeyError as e:
-            raise ConfigError(f"GRID in test_robust.py: {e.args[0]}") from None
+        chain = CHAIN_SEP in name
+        if not chain:
+            safe_name(name, "GRID in test_robust.py: a perturbation name")
         if not isinstance(strengths, (list, tuple)) or not strengths:
             raise ConfigError(f"GRID in test_robust.py: {name!r} must list its strengths, e.g. [0, 1, 2]")
         for s in strengths:
             try:
-                point = cls(s, seed=seed)
+                if chain:
+                    point = Chain(name, s, seed=seed)
+                else:
+                    point = PERTURBATIONS.get(name)(s, seed=seed)  # a user's __init__ may take no name
+                    point.name = name
+            except KeyError as e:
+                raise ConfigError(f"GRID in test_robust.py: {e.args[0]}") from None
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"GRID in test_robust.py: {name!r} strength {s!r}: {e}") from None
-            point.name = name  # the GRID / registry key names the results
-            points.append(point)
+            points.append(point)  # the GRID key names the results
     return points
 
 
@@ -81,10 +85,12 @@ def run_grid(
     seed: int = 0,
     max_skip_ratio: float = DEFAULT_MAX_SKIP_RATIO,
     show_progress: bool = True,
+    threshold: float = 0.5,
 ) -> list[dict[str, Any]]:
     """Evaluate every grid point; write ``<output_dir>/<perturbation>/<param>_<s>/<dataset>/``
-    results and ``<output_dir>/robustness.csv``. Returns the CSV rows. Nothing is written
-    outside ``output_dir``."""
+    results and ``<output_dir>/robustness.csv`` (a row per dataset and per generator of each
+    point; accuracy at ``threshold``). With ``logger``, TensorBoard gets the scalars and one
+    figure per perturbation. Returns the CSV rows. Nothing is written outside ``output_dir``."""
     points = build_grid(grid, seed)
     out_root = Path(output_dir)
     for p in points:
@@ -122,12 +128,13 @@ def run_grid(
                 amp=amp,
                 max_skip_ratio=max_skip_ratio,
                 show_progress=show_progress,
+                threshold=threshold,
             )
             if p.is_clean:
                 clean_results = results
         for name, r in results.items():
-            row = {**extra, "dataset": name, **{k: r["metrics"][k] for k in CSV_COLUMNS if k in r["metrics"]}}
-            rows.append(row)
+            rows.append(_row(extra, name, "", r["metrics"]))
+            rows.extend(_row(extra, name, gen, m) for gen, m in r.get("per_generator", {}).items())
             if logger is not None:
                 logger.scalars(
                     f"robustness/{name}/{p.name}_{p.param}" + (f"_x{p.tb_step_scale}" if p.tb_step_scale != 1 else ""),
@@ -136,7 +143,17 @@ def run_grid(
                 )
     if ctx.is_main:
         write_rows_csv(out_root / "robustness.csv", rows)
+        if logger is not None:
+            from aigbench.reports.plots import robustness_figures
+
+            for perturbation, fig in robustness_figures(rows).items():
+                logger.figure(f"robustness_figure/{perturbation}", fig)
     return rows
+
+
+def _row(extra: Mapping[str, Any], dataset: str, generator: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """A robustness.csv row: a whole dataset (generator ``""``) or one of its generators."""
+    return {**extra, "dataset": dataset, "generator": generator, **{k: metrics[k] for k in CSV_COLUMNS if k in metrics}}
 
 
 def write_rows_csv(path: Union[str, os.PathLike], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -152,6 +169,8 @@ def log_grid(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = ("accur
     head = f"{'dataset':<14}{'perturbation':<14}{'strength':>9}  " + "".join(f"{m:>10}" for m in metrics)
     lines = [head, "-" * len(head)]
     for r in rows:
+        if r.get("generator"):
+            continue  # per-generator rows are in robustness.csv
         vals = "".join(f"{fmt_metric(r.get(m)):>10}" for m in metrics)
         lines.append(f"{r['dataset'][:13]:<14}{r['perturbation'] + '/' + r['param']:<14}{r['strength']:>9g}  {vals}")
     log.info("\n".join(lines))

@@ -6,7 +6,18 @@ name           parameter    unit                                 clean strength
 ``blur``       ``sigma``    Gaussian sigma in pixels             0
 ``noise``      ``std``      Gaussian std on the 0-255 scale      0
 ``jpeg``       ``quality``  JPEG quality, 1-100                  100
+``webp``       ``quality``  WebP quality, 1-100                  100
+``resize``     ``scale``    scale factor, down then back up      1
+``crop``       ``fraction`` centre crop, fraction of each side   1
+``grayscale``  ``amount``   blend towards gray, 0-1              0
+``social``     ``level``    social-media chain severity, 0-4     0
 =============  ===========  ===================================  ==============
+
+``resize`` uses bilinear interpolation both ways; ``resize_nearest``, ``resize_bicubic``,
+``resize_area`` and ``resize_lanczos`` name the others. A chain of perturbations is a GRID
+key such as ``"jpeg:75>resize"``: the steps run left to right, each ``name:strength`` fixed
+and the one step without a strength swept over the key's list. A chain fixed throughout
+(``"jpeg:75>resize:0.5"``) takes ``[0, 1]``: off (clean) and on.
 
 At its clean strength a perturbation is the identity (JPEG at quality 100 is *not* run:
 it would still be lossy), and results say ``clean = true``. Add your own with::
@@ -24,6 +35,7 @@ interface, and how fractional strengths reach TensorBoard (``tb_step_scale``), i
 from __future__ import annotations
 
 import zlib
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -99,7 +111,7 @@ class GaussianNoise(Perturbation):
     name, param, unit, clean_strength = "noise", "std", "Gaussian std, 0-255 scale", 0.0
 
     def apply(self, img: np.ndarray) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, zlib.crc32(np.ascontiguousarray(img).data)])
+        rng = image_rng(img, self.seed)
         noisy = img.astype(np.float32) + rng.standard_normal(img.shape, dtype=np.float32) * self.strength
         return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
@@ -116,3 +128,234 @@ class JPEG(Perturbation):
 
     def apply(self, img: np.ndarray) -> np.ndarray:
         return reencode(img, "jpeg", int(self.strength))
+
+
+@PERTURBATIONS.register_module("webp")
+class WebP(Perturbation):
+    """WebP re-compression at ``quality`` (OpenCV/libwebp, lossy)."""
+
+    name, param, unit, clean_strength = "webp", "quality", "WebP quality, 1-100", 100.0
+
+    def validate(self) -> None:
+        if not 1 <= self.strength <= 100:
+            raise ValueError(f"webp: quality must be in 1..100, got {self.strength:g}")
+
+    def apply(self, img: np.ndarray) -> np.ndarray:
+        return reencode(img, "webp", int(self.strength))
+
+
+_INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
+
+
+@PERTURBATIONS.register_module("resize")
+class Resize(Perturbation):
+    """Resize by ``scale`` and back to the original size, with the same interpolation both ways
+    (bilinear here; the ``resize_<interpolation>`` entries name the others). The detail lost on
+    the way down is what a re-upload to a smaller size costs."""
+
+    name, param, clean_strength, tb_step_scale = "resize", "scale", 1.0, 100
+    interpolation = "bilinear"
+    unit = "scale factor (down, then back up), bilinear"
+
+    def validate(self) -> None:
+        if not 0 < self.strength <= 4:
+            raise ValueError(f"{self.name}: scale must be in (0, 4], got {self.strength:g}")
+
+    def apply(self, img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        flag = _INTERPOLATIONS[self.interpolation]
+        small = cv2.resize(img, (max(1, round(w * self.strength)), max(1, round(h * self.strength))), interpolation=flag)
+        return cv2.resize(small, (w, h), interpolation=flag)
+
+
+for _interp in ("nearest", "bicubic", "area", "lanczos"):
+    PERTURBATIONS.register_module(f"resize_{_interp}")(
+        type(
+            f"Resize{_interp.title()}",
+            (Resize,),
+            {"name": f"resize_{_interp}", "interpolation": _interp, "unit": f"scale factor (down, then back up), {_interp}"},
+        )
+    )
+
+
+@PERTURBATIONS.register_module("crop")
+class CenterCrop(Perturbation):
+    """Keep the central ``fraction`` of each side (the image gets smaller; the model's resize or
+    crop follows when the perturbation runs before resizing)."""
+
+    name, param, unit, clean_strength, tb_step_scale = "crop", "fraction", "centre crop, fraction of each side", 1.0, 100
+
+    def validate(self) -> None:
+        if not 0 < self.strength <= 1:
+            raise ValueError(f"crop: fraction must be in (0, 1], got {self.strength:g}")
+
+    def apply(self, img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        ch, cw = max(1, round(h * self.strength)), max(1, round(w * self.strength))
+        top, left = (h - ch) // 2, (w - cw) // 2
+        return np.ascontiguousarray(img[top : top + ch, left : left + cw])
+
+
+@PERTURBATIONS.register_module("grayscale")
+class Grayscale(Perturbation):
+    """Blend towards the image's luma (ITU-R BT.601, OpenCV's ``COLOR_RGB2GRAY``): 1 is fully gray,
+    still three channels."""
+
+    name, param, unit, clean_strength, tb_step_scale = "grayscale", "amount", "blend towards gray, 0-1", 0.0, 100
+
+    def validate(self) -> None:
+        if not 0 <= self.strength <= 1:
+            raise ValueError(f"grayscale: amount must be in [0, 1], got {self.strength:g}")
+
+    def apply(self, img: np.ndarray) -> np.ndarray:
+        gray = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        if self.strength >= 1:
+            return gray
+        return cv2.addWeighted(img, 1 - self.strength, gray, self.strength, 0)
+
+
+def image_rng(img: np.ndarray, seed: int, salt: Optional[int] = None) -> np.random.Generator:
+    """A generator seeded from the image's pixels, ``seed`` and ``salt``: the same image gets the
+    same random draws whatever the batch order, worker or process."""
+    crc = zlib.crc32(np.ascontiguousarray(img).data)
+    return np.random.default_rng([seed, crc] if salt is None else [seed, salt, crc])
+
+
+CHAIN_STEP, CHAIN_SEP = ":", ">"
+
+
+def parse_chain(spec: str) -> list[tuple[str, Optional[float]]]:
+    """``"jpeg:75>resize"`` -> ``[("jpeg", 75.0), ("resize", None)]``; a ValueError names the bad step."""
+    steps: list[tuple[str, Optional[float]]] = []
+    for part in spec.split(CHAIN_SEP):
+        name, sep, value = part.strip().partition(CHAIN_STEP)
+        if not name or (sep and not value):
+            raise ValueError(f"chain {spec!r}: step {part!r} is not NAME or NAME:STRENGTH")
+        try:
+            steps.append((name, float(value) if sep else None))
+        except ValueError:
+            raise ValueError(f"chain {spec!r}: strength {value!r} of step {name!r} is not a number") from None
+    return steps
+
+
+class Chain(Perturbation):
+    """Several perturbations applied left to right (a GRID key such as ``"jpeg:75>resize"``).
+
+    The one step written without a strength is swept: this point's strength, parameter and unit
+    are that step's. A chain fixed throughout has strength 1 (on) or 0 (clean, nothing applied).
+    """
+
+    def __init__(self, spec: str, strength: float, seed: int = 0) -> None:
+        from aigbench.registry import PERTURBATIONS
+
+        steps = parse_chain(spec)
+        open_steps = [i for i, (_, s) in enumerate(steps) if s is None]
+        if len(open_steps) > 1:
+            raise ValueError(f"chain {spec!r}: only one step may be left without a strength (the swept one)")
+        self.spec, self.swept = spec, (open_steps[0] if open_steps else None)
+        self.steps: list[Perturbation] = []
+        for i, (name, value) in enumerate(steps):
+            cls = PERTURBATIONS.get(name)
+            step = cls(strength if i == self.swept else value, seed=seed + i, name=name)
+            self.steps.append(step)
+        if self.swept is None:
+            self.param, self.unit, self.clean_strength = "on", "1 = chain applied, 0 = clean", 0.0
+        else:
+            s = self.steps[self.swept]
+            self.param, self.unit, self.clean_strength = s.param, f"{s.name}: {s.unit}", s.clean_strength
+            self.tb_step_scale = s.tb_step_scale
+        super().__init__(strength, seed, name=spec)
+
+    @property
+    def is_clean(self) -> bool:
+        """Clean when nothing would change the image: the fixed chain switched off, or every step
+        (the swept one at this strength included) at its clean strength."""
+        if self.swept is None:
+            return self.strength == 0.0
+        return all(step.is_clean for step in self.steps)
+
+    def validate(self) -> None:
+        if self.swept is None and self.strength not in (0.0, 1.0):
+            raise ValueError(f"chain {self.spec!r} has every strength fixed: list [0, 1] (off, on)")
+
+    @property
+    def folder(self) -> str:
+        safe = self.spec.replace(CHAIN_SEP, "+").replace(CHAIN_STEP, "=").replace(" ", "")
+        return f"{safe}/{self.param}_{self.strength:g}"
+
+    def apply(self, img: np.ndarray) -> np.ndarray:
+        for step in self.steps:
+            img = step(img)
+        return img
+
+
+# AI-GenBench's mandatory evaluation chain (training_and_evaluation/lightning_data_modules/
+# ai_genbench_pipeline.py, BSD-3-Clause) applies each step at random with a fixed probability
+# (grayscale 0.1, JPEG 0.5 / 0.2 / 0.1, noise 0.3, resized crop 0.25) at one strength: JPEG
+# quality 50-100, GaussNoise std 0.015-0.075 of 255 (3.8-19.1 levels), RandomResizedCrop scale
+# 0.5-1, ratio 0.9-1.11, to a square side of 256-512 px. Here every step runs at every level
+# (grayscale at AI-GenBench's probability), with ranges that widen up to AI-GenBench's at level 4.
+SOCIAL_LEVELS: Sequence[dict] = (
+    {},
+    {"gray_p": 0.1, "quality": (90, 100), "noise": (0.0, 3.8), "crop_scale": (0.9, 1.0)},
+    {"gray_p": 0.1, "quality": (75, 100), "noise": (3.8, 7.6), "crop_scale": (0.75, 1.0)},
+    {"gray_p": 0.1, "quality": (60, 100), "noise": (3.8, 12.0), "crop_scale": (0.6, 1.0)},
+    {"gray_p": 0.1, "quality": (50, 100), "noise": (3.8, 19.1), "crop_scale": (0.5, 1.0)},
+)
+SOCIAL_MAX_SIDE = 1080
+SOCIAL_CROP_SIDE = (256, 512)
+SOCIAL_CROP_RATIO = (0.9, 1 / 0.9)
+SOCIAL_INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
+
+
+@PERTURBATIONS.register_module("social")
+class SocialMedia(Perturbation):
+    """The chain an image goes through on social media, after AI-GenBench's mandatory evaluation
+    chain: central crop to at most 1080 px per side, grayscale (p = 0.1), JPEG, Gaussian noise,
+    JPEG again, a random resized crop to a square of 256-512 px (bilinear, bicubic or Lanczos)
+    and a last JPEG. AI-GenBench applies each step at random at one strength; here ``level``
+    1-4 applies every step with ranges that widen up to AI-GenBench's own at level 4
+    (:data:`SOCIAL_LEVELS`). Every draw is seeded from the image and ``seed``, so a level is
+    the same set of images on every run."""
+
+    name, param, unit, clean_strength = "social", "level", "social-media chain severity, 0-4", 0.0
+
+    def validate(self) -> None:
+        if self.strength not in (0, 1, 2, 3, 4):
+            raise ValueError(f"social: level must be 0, 1, 2, 3 or 4, got {self.strength:g}")
+
+    def apply(self, img: np.ndarray) -> np.ndarray:
+        cfg = SOCIAL_LEVELS[int(self.strength)]
+        rng = image_rng(img, self.seed, salt=int(self.strength))
+        h, w = img.shape[:2]
+        ch, cw = min(h, SOCIAL_MAX_SIDE), min(w, SOCIAL_MAX_SIDE)
+        if (ch, cw) != (h, w):
+            top, left = (h - ch) // 2, (w - cw) // 2
+            img = np.ascontiguousarray(img[top : top + ch, left : left + cw])
+        if rng.random() < cfg["gray_p"]:
+            img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+
+        def jpeg(x: np.ndarray) -> np.ndarray:
+            lo, hi = cfg["quality"]
+            return reencode(x, "jpeg", int(rng.integers(lo, hi + 1)))
+
+        img = jpeg(img)
+        std = rng.uniform(*cfg["noise"])
+        noisy = img.astype(np.float32) + rng.standard_normal(img.shape, dtype=np.float32) * std
+        img = jpeg(np.clip(np.rint(noisy), 0, 255).astype(np.uint8))
+        h, w = img.shape[:2]
+        area = rng.uniform(*cfg["crop_scale"]) * h * w
+        ratio = np.exp(rng.uniform(*np.log(SOCIAL_CROP_RATIO)))
+        cw = int(min(w, max(1, round(np.sqrt(area * ratio)))))
+        ch = int(min(h, max(1, round(np.sqrt(area / ratio)))))
+        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        side = int(rng.integers(SOCIAL_CROP_SIDE[0], SOCIAL_CROP_SIDE[1] + 1))
+        flag = SOCIAL_INTERPOLATIONS[int(rng.integers(len(SOCIAL_INTERPOLATIONS)))]
+        img = cv2.resize(img[top : top + ch, left : left + cw], (side, side), interpolation=flag)
+        return jpeg(img)
