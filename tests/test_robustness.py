@@ -184,8 +184,10 @@ def photo():
 
 
 def test_new_perturbations_in_the_fields_units(photo):
-    assert all(PERTURBATIONS.get(n)(c)(photo) is photo for n, c in (("webp", 100), ("resize", 1), ("crop", 1),
-                                                                      ("grayscale", 0), ("social", 0)))
+    assert all(
+        PERTURBATIONS.get(n)(c)(photo) is photo
+        for n, c in (("webp", 100), ("resize", 1), ("crop", 1), ("grayscale", 0), ("social", 0))
+    )
     # resize: down by the scale then back up, with the interpolation named
     small = cv2.resize(photo, (300, 325), interpolation=cv2.INTER_NEAREST)
     expected = cv2.resize(small, (1200, 1300), interpolation=cv2.INTER_NEAREST)
@@ -243,12 +245,24 @@ def test_robustness_csv_has_per_generator_rows(tmp_path):
     spec = tmp_path / "list.json"
     spec.write_text(json.dumps(items))
     ds = ImageDataset.from_path(str(spec), ImageTransform(32, False), name="multi")
-    rows = run_grid(ConstantModel(), {"multi": build_loader(ds, 8, train=False)}, {"blur": [0, 2]},
-                    DistContext(torch.device("cpu")), tmp_path / "rob", threshold=0.3)
+    rows = run_grid(
+        ConstantModel(),
+        {"multi": build_loader(ds, 8, train=False)},
+        {"blur": [0, 2]},
+        DistContext(torch.device("cpu")),
+        tmp_path / "rob",
+        threshold=0.3,
+    )
     with open(tmp_path / "rob" / "robustness.csv") as f:
         table = list(csv.DictReader(f))
     assert [(r["generator"], float(r["strength"])) for r in table] == [
-        ("", 0), ("gan", 0), ("sd", 0), ("", 2), ("gan", 2), ("sd", 2)]
+        ("", 0),
+        ("gan", 0),
+        ("sd", 0),
+        ("", 2),
+        ("gan", 2),
+        ("sd", 2),
+    ]
     m = json.loads((tmp_path / "rob" / "blur" / "sigma_2" / "multi" / "metrics.json").read_text())
     assert float(table[4]["accuracy"]) == pytest.approx(m["per_generator"]["gan"]["accuracy"])
     assert all(float(r["threshold"]) == 0.3 for r in table) and rows[0]["threshold"] == 0.3

@@ -77,8 +77,12 @@ def reliability_bins(labels: Sequence[float], scores: Sequence[float], n_bins: i
     with np.errstate(invalid="ignore", divide="ignore"):
         conf = np.bincount(idx, weights=s, minlength=n_bins) / count
         frac = np.bincount(idx, weights=y, minlength=n_bins) / count
-    return {"edges": edges.tolist(), "count": count.astype(int).tolist(), "mean_score": conf.tolist(),
-            "fraction_fake": frac.tolist()}
+    return {
+        "edges": edges.tolist(),
+        "count": count.astype(int).tolist(),
+        "mean_score": conf.tolist(),
+        "fraction_fake": frac.tolist(),
+    }
 
 
 def calibration_metrics(labels: Sequence[float], scores: Sequence[float], n_bins: int = ECE_BINS) -> dict[str, Any]:
@@ -169,8 +173,12 @@ def bootstrap_ci(
     :func:`bootstrap_replicates`; ``{"accuracy": {"low", "high"}, ..., "n_boot", "seed", ...}``."""
     reps = bootstrap_replicates(labels, scores, threshold, n_boot, seed)
     q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
-    out: dict[str, Any] = {"n_boot": int(n_boot), "seed": int(seed), "level": level, "method":
-                           "percentile bootstrap, stratified by label"}
+    out: dict[str, Any] = {
+        "n_boot": int(n_boot),
+        "seed": int(seed),
+        "level": level,
+        "method": "percentile bootstrap, stratified by label",
+    }
     for name in BOOTSTRAP_METRICS:
         vals = reps[name]
         if np.isnan(vals).all():

@@ -140,8 +140,12 @@ def robustness_figures(
         for ax, metric in zip(axes, metrics):
             for key, points in sorted(lines.items()):
                 points = sorted(points, key=lambda p: p[0])
-                ax.plot([p[0] for p in points], [_float(p[1].get(metric)) for p in points], marker="o",
-                        label=f"{label_prefix}{key}")
+                ax.plot(
+                    [p[0] for p in points],
+                    [_float(p[1].get(metric)) for p in points],
+                    marker="o",
+                    label=f"{label_prefix}{key}",
+                )
             ax.set(xlabel=points[0][1].get("param", "strength"), ylabel=metric)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=6)
@@ -161,8 +165,15 @@ def heatmap(
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
             if np.isfinite(m[i, j]):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if m[i, j] < 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if m[i, j] < 0.6 else "black",
+                )
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     fig.colorbar(im, ax=ax, fraction=0.046)
     return fig

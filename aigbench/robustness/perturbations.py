@@ -170,7 +170,9 @@ class Resize(Perturbation):
     def apply(self, img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
         flag = _INTERPOLATIONS[self.interpolation]
-        small = cv2.resize(img, (max(1, round(w * self.strength)), max(1, round(h * self.strength))), interpolation=flag)
+        small = cv2.resize(
+            img, (max(1, round(w * self.strength)), max(1, round(h * self.strength))), interpolation=flag
+        )
         return cv2.resize(small, (w, h), interpolation=flag)
 
 
@@ -179,7 +181,11 @@ for _interp in ("nearest", "bicubic", "area", "lanczos"):
         type(
             f"Resize{_interp.title()}",
             (Resize,),
-            {"name": f"resize_{_interp}", "interpolation": _interp, "unit": f"scale factor (down, then back up), {_interp}"},
+            {
+                "name": f"resize_{_interp}",
+                "interpolation": _interp,
+                "unit": f"scale factor (down, then back up), {_interp}",
+            },
         )
     )
 
@@ -189,7 +195,13 @@ class CenterCrop(Perturbation):
     """Keep the central ``fraction`` of each side (the image gets smaller; the model's resize or
     crop follows when the perturbation runs before resizing)."""
 
-    name, param, unit, clean_strength, tb_step_scale = "crop", "fraction", "centre crop, fraction of each side", 1.0, 100
+    name, param, unit, clean_strength, tb_step_scale = (
+        "crop",
+        "fraction",
+        "centre crop, fraction of each side",
+        1.0,
+        100,
+    )
 
     def validate(self) -> None:
         if not 0 < self.strength <= 1:
