@@ -20,6 +20,8 @@ setup(
             "templates/*/*",
             "datasets/demo/*.md",
             "datasets/demo/*/*/*.jpg",
+            "protocols/data/*.json",
+            "reports/templates/*",
         ]
     },
     install_requires=[
@@ -39,12 +41,13 @@ setup(
         "pillow>=9.1",
         "pyarrow>=14",
         "tqdm>=4.60",
+        "matplotlib>=3.7",
     ],
     extras_require={
         # Hugging Face `datasets` is not needed to read local parquet or save_to_disk folders (pyarrow
         # reads them); the extra is for building and downloading such sets.
         "hf": ["datasets>=2.14"],
-        "test": ["pytest>=7", "ruff>=0.4", "open-clip-torch>=2.24", "datasets>=2.14"],
+        "test": ["pytest>=7", "ruff>=0.4", "open-clip-torch>=2.24", "datasets>=2.14", "selenium>=4.10"],
     },
     entry_points={"console_scripts": ["bench=aigbench.cli.main:cli"]},
 )

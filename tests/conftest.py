@@ -98,3 +98,38 @@ def aigbench_log(caplog):
 def data_flags(subsets: dict[str, Path], test: str = "test") -> list[str]:
     """``--data_path``/``--test_data_path`` pointing at the session's CIFAKE subsets."""
     return ["--data_path", str(subsets["train"]), "--test_data_path", str(subsets[test])]
+
+
+GENIMAGE_GENERATORS = {  # GenImage's folder and sub-folder names, as shipped
+    "BigGAN": "imagenet_ai_0419_biggan",
+    "ADM": "imagenet_ai_0508_adm",
+    "glide": "imagenet_glide",
+    "Midjourney": "imagenet_midjourney",
+}
+
+
+@pytest.fixture(scope="session")
+def genimage_tree(tmp_path_factory) -> Path:
+    """A GenImage-shaped tree from cifake-mini: <Gen>/<sub>/{train,val}/{ai,nature}, fakes as PNG
+    (``<i>_<gen>_<k>.PNG``) and reals as JPEG (ImageNet-style names), 40+40 train and 15+15 val
+    per generator, each generator with its own images."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("GenImage")
+    src = need_cifake()
+    fakes = sorted(os.listdir(src / "train" / "FAKE"))
+    reals = sorted(os.listdir(src / "train" / "REAL"))
+    k = 0
+    for g, sub in GENIMAGE_GENERATORS.items():
+        for split, n in (("train", 40), ("val", 15)):
+            for cls, files, folder in (("ai", fakes, "FAKE"), ("nature", reals, "REAL")):
+                d = root / g / sub / split / cls
+                d.mkdir(parents=True)
+                for i in range(n):
+                    img = cv2.imread(str(src / "train" / folder / files[k + i]))
+                    if cls == "ai":
+                        cv2.imwrite(str(d / f"{i}_{g.lower()}_{k + i}.PNG"), img)
+                    else:
+                        cv2.imwrite(str(d / f"n0144076{k % 10}_{k + i}.JPEG"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            k += n
+    return root

@@ -512,3 +512,31 @@ def load_samples(
         raise DatasetError(f"{where}: found no images ({', '.join(IMAGE_EXTENSIONS)})")
     check_labels(samples, where)
     return samples
+
+
+def parse_generators(spec: str) -> list[str]:
+    """``"g1,g2"`` -> ``["g1", "g2"]`` (blank entries dropped)."""
+    return [g.strip() for g in (spec or "").split(",") if g.strip()]
+
+
+def filter_generators(
+    samples: Sequence[Sample], include: Sequence[str] = (), exclude: Sequence[str] = (), where: str = "data"
+) -> list[Sample]:
+    """Keep the fakes of the ``include`` generators (all when empty) minus those of ``exclude``.
+
+    Reals stay, except where a generator owns its reals (ForenSynths' ``progan/0_real``, GenImage's
+    ``sdv4/train/nature``): those go with their generator. Reals of a pool (``imagenet/0_real``,
+    reals tagged ``""``) serve every generator and stay. A name that the data does not hold is
+    an error that lists the generators it has.
+    """
+    if not include and not exclude:
+        return list(samples)
+    owners = {s.generator for s in samples if s.label == 1 and s.generator}
+    unknown = [g for g in (*include, *exclude) if g not in owners]
+    if unknown:
+        raise DatasetError(
+            f"{where}: no fake images of generator(s) {', '.join(map(repr, unknown))}; its generators are: "
+            f"{', '.join(sorted(owners)) or '(none: the data names no generators)'}"
+        )
+    keep = (set(include) or owners) - set(exclude)
+    return [s for s in samples if s.generator in keep or (s.label == 0 and s.generator not in owners)]

@@ -88,6 +88,16 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="NAME:0,NAME:1",
         help="label names of your data, e.g. real:0,fake:1 (folder names, or label values of a list)",
     )
+    g.add_argument(
+        "--generators",
+        default="",
+        metavar="G1,G2",
+        help="keep only these generators' fakes (reals stay, except reals that belong to a generator's own "
+        "folder); train.py: of the training and validation data; test.py, test_robust.py: of the test sets",
+    )
+    g.add_argument(
+        "--exclude_generators", default="", metavar="G1,G2", help="drop these generators' fakes (and their own reals)"
+    )
     g.add_argument("--seed", type=int, default=42)
     g.add_argument(
         "--pretrained_path",

@@ -19,7 +19,16 @@ from torch.utils.data import DataLoader
 
 from aigbench.datasets.augment import BlurJPEG
 from aigbench.datasets.dataset import ImageDataset, build_loader
-from aigbench.datasets.layouts import DEMO_ALIAS, DatasetError, Sample, load_samples, parse_label_map, split_layout
+from aigbench.datasets.layouts import (
+    DEMO_ALIAS,
+    DatasetError,
+    Sample,
+    filter_generators,
+    load_samples,
+    parse_generators,
+    parse_label_map,
+    split_layout,
+)
 from aigbench.datasets.preprocess import Preprocess, preprocess_from_args
 from aigbench.datasets.sampling import describe_mix, parse_sources, sample_weights
 from aigbench.datasets.transforms import ImageTransform
@@ -107,14 +116,22 @@ def eval_batch_size(args: argparse.Namespace) -> int:
     return 1 if getattr(args, "eval_crop", None) == "full" else args.batch_size
 
 
-def load_data(args: argparse.Namespace, spec: str, split: str) -> list[Sample]:
+def load_data(args: argparse.Namespace, spec: str, split: str, select: bool = True) -> list[Sample]:
     """``load_samples`` with the run's ``--layout`` and ``--label_map``, for one source or several
-    (``a,b``; weights are for training), each with an optional layout (``path@FakesOnly``)."""
+    (``a,b``; weights are for training), each with an optional layout (``path@FakesOnly``).
+    With ``select``, ``--generators`` / ``--exclude_generators`` filter the samples
+    (:func:`~aigbench.datasets.layouts.filter_generators`)."""
     labels = parse_label_map(getattr(args, "label_map", ""))
     out: list[Sample] = []
     for source, _ in parse_sources(spec):
         path, layout = split_layout(source, args.layout)
         out += load_samples(path, split, layout, labels)
+    include = parse_generators(getattr(args, "generators", ""))
+    exclude = parse_generators(getattr(args, "exclude_generators", ""))
+    if select and (include or exclude):
+        kept = filter_generators(out, include, exclude, f"{spec} ({split})")
+        log.info("%s (%s): %d of %d images kept by --generators/--exclude_generators", spec, split, len(kept), len(out))
+        out = kept
     return out
 
 
@@ -358,10 +375,15 @@ def read_test_sets(spec: str) -> dict[str, str]:
 
 def build_test_loaders(args: argparse.Namespace, ctx: DistContext, spec: Optional[str] = None) -> dict[str, DataLoader]:
     """One evaluation loader per test set (its ``test`` split, else ``val``); every path is
-    checked before any work starts."""
+    checked before any work starts. ``--generators`` filters the test sets of test.py and
+    test_robust.py; in train.py it selects the training and validation data only, and the
+    test sets keep every generator (the cross-generator protocol tests on all of them)."""
     sets = read_test_sets(spec or args.test_data_path)
     transform = build_transform(args, False)
-    datasets = {name: ImageDataset(load_data(args, path, "test"), transform, name) for name, path in sets.items()}
+    select = hasattr(args, "checkpoint")  # a test or robustness run
+    datasets = {
+        name: ImageDataset(load_data(args, path, "test", select), transform, name) for name, path in sets.items()
+    }
     return {
         name: build_loader(ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed)
         for name, ds in datasets.items()

@@ -38,6 +38,13 @@ def setup_logging(ctx: DistContext) -> logging.Logger:
     return log
 
 
+def setup_single_process_logging() -> logging.Logger:
+    """Terminal logging for a command that drives other runs (a protocol, ``bench predict``)."""
+    import torch
+
+    return setup_logging(DistContext(torch.device("cpu")))
+
+
 def start_run(args: argparse.Namespace) -> DistContext:
     """Process group (under torchrun), device, logging and seed, from the common flags."""
     ctx = init_distributed(args.device)

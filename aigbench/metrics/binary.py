@@ -165,3 +165,22 @@ def one_class_note(metrics: dict[str, Any]) -> Optional[str]:
     if metrics["n"] and not metrics["n_fake"]:
         return "only real images: AUROC and AP are undefined (n/a); accuracy is the recall of reals"
     return None
+
+
+def group_metrics(
+    labels: Sequence[float],
+    scores: Sequence[float],
+    generators: Sequence[Optional[str]],
+    members: Sequence[str],
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Metrics of the fakes of several generators taken together (a time window), with reals
+    paired as :func:`generator_breakdown` pairs them: the own reals of those generators when
+    they have some, else every real image of the dataset."""
+    gens = np.asarray([g or "" for g in generators], dtype=object)
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    mine = np.isin(gens, list(members))
+    own_reals = mine & (y == 0)
+    sel = mine if own_reals.any() else (mine & (y == 1)) | (y == 0)
+    return compute_metrics(y[sel], s[sel], threshold)

@@ -1,0 +1,1 @@
+"""Evaluation protocols: the cross-generator matrix and AI-GenBench's chronological sliding windows."""

@@ -1,0 +1,179 @@
+"""What the protocols share: one cell = one training run (your ``train.py``) and one test run
+(your ``test.py``) in its own folder, skipped when it is already done, and a matrix of results
+written as CSV and heatmap.
+
+Each cell runs your scripts as child processes, so a protocol trains exactly as ``train.py``
+does (your model, your flags) and a fix in aigbench reaches it. A cell is finished when its
+test results exist; an interrupted cell continues from its last checkpoint (``--resume auto``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from aigbench.errors import AigbenchError
+from aigbench.fileio import atomic_open, write_json
+
+log = logging.getLogger("aigbench")
+
+TRAIN_DONE = "train_done.json"
+
+
+class ProtocolError(AigbenchError, RuntimeError):
+    """A protocol cell whose training or testing failed."""
+
+
+def protocol_parser(description: str) -> argparse.ArgumentParser:
+    """The flags every protocol takes; unknown flags go to ``train.py`` unchanged."""
+    p = argparse.ArgumentParser(
+        description=description + " Flags not listed here (--model, --epochs, --val_split, ...) go to train.py.",
+        allow_abbrev=False,
+    )
+    p.add_argument("--data_path", required=True, help="multi-generator training data (its train split)")
+    p.add_argument("--test_data_path", required=True, help="test data holding every generator (its test split)")
+    p.add_argument("--output_dir", required=True, help="protocol folder: one sub-folder per cell, the CSV, the PNG")
+    p.add_argument("--metric", default="auroc", help="metric of the matrix (auroc, ap, accuracy, balanced_acc)")
+    p.add_argument("--train_script", default="train.py", help="your training script")
+    p.add_argument("--test_script", default="test.py", help="your test script")
+    p.add_argument("--layout", default="auto", help="dataset layout of --data_path and --test_data_path")
+    p.add_argument("--label_map", default="", help="label names of your data (as train.py)")
+    return p
+
+
+def _run(cmd: Sequence[str], what: str) -> None:
+    log.info("%s: %s", what, " ".join(cmd))
+    done = subprocess.run(list(cmd), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if done.returncode:
+        raise ProtocolError(
+            f"{what} failed (exit status {done.returncode}): {' '.join(cmd)}; fix it and run the "
+            "protocol again: finished cells are kept"
+        )
+
+
+def run_cell(
+    cell: Path,
+    args: argparse.Namespace,
+    train_flags: Sequence[str],
+    passthrough: Sequence[str],
+) -> Path:
+    """Train (unless done) and test (unless done) one cell; returns its test ``metrics.json``."""
+    from aigbench.engine.checkpoint import pick_checkpoint
+
+    name = test_set_name(args.test_data_path)
+    cell.mkdir(parents=True, exist_ok=True)
+    common = ["--layout", args.layout] + (["--label_map", args.label_map] if args.label_map else [])
+    if not (cell / TRAIN_DONE).is_file():
+        _run(
+            [
+                sys.executable,
+                args.train_script,
+                "--data_path",
+                args.data_path,
+                "--test_data_path",
+                args.test_data_path,
+                "--output_dir",
+                str(cell),
+                "--resume",
+                "auto",
+                "--no_progress",
+                *common,
+                *train_flags,
+                *passthrough,
+            ],
+            f"train {cell.name}",
+        )
+        write_json(cell / TRAIN_DONE, {"train_flags": list(train_flags), "passthrough": list(passthrough)})
+    ckpt = pick_checkpoint(cell, "")
+    metrics = cell / "test" / ckpt.stem / name / "metrics.json"
+    if not metrics.is_file():
+        _run(
+            [
+                sys.executable,
+                args.test_script,
+                "--output_dir",
+                str(cell),
+                "--test_data_json",
+                args.test_data_path,
+                "--checkpoint",
+                ckpt.name,
+                "--no_progress",
+                *common,
+            ],
+            f"test {cell.name}",
+        )
+    return metrics
+
+
+def test_set_name(path: str) -> str:
+    """The name test.py gives a single test dataset (its folder or file name)."""
+    from aigbench.engine.build import read_test_sets
+
+    (name,) = read_test_sets(path)
+    return name
+
+
+def read_predictions(path: Union[str, os.PathLike]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, scores and generators of a ``predictions.csv``."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return (
+        np.array([float(r["label"]) for r in rows]),
+        np.array([float(r["score"]) for r in rows]),
+        np.array([r.get("generator", "") for r in rows], dtype=object),
+    )
+
+
+def write_matrix(
+    path: Union[str, os.PathLike],
+    row_names: Sequence[str],
+    col_names: Sequence[str],
+    matrix: np.ndarray,
+    corner: str,
+    extra_cols: Optional[Mapping[str, Sequence[float]]] = None,
+) -> None:
+    """A CSV whose first column names the rows (header ``corner``), then one column per entry."""
+    extra = dict(extra_cols or {})
+    with atomic_open(path) as f:
+        w = csv.writer(f)
+        w.writerow([corner, *col_names, *extra])
+        for i, r in enumerate(row_names):
+            vals = [*matrix[i], *(v[i] for v in extra.values())]
+            w.writerow([r, *("" if not math.isfinite(float(v)) else f"{float(v):.6g}" for v in vals)])
+
+
+def read_matrix(path: Union[str, os.PathLike]) -> tuple[str, list[str], list[str], np.ndarray]:
+    """``(corner, rows, columns, values)`` of a CSV written by :func:`write_matrix`."""
+    with open(path, newline="", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    head, body = table[0], table[1:]
+    values = np.array([[float(v) if v else math.nan for v in r[1:]] for r in body], dtype=float)
+    return head[0], [r[0] for r in body], head[1:], values
+
+
+def save_heatmap(
+    png: Union[str, os.PathLike],
+    matrix: np.ndarray,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> None:
+    from aigbench.reports.plots import heatmap, save_png
+
+    save_png(heatmap(matrix, rows, cols, title, xlabel, ylabel), png)
+
+
+def metric_of(results: Mapping[str, Any], metric: str) -> float:
+    v = results.get(metric)
+    return math.nan if v is None else float(v)
