@@ -1,4 +1,4 @@
-"""``bench``: init, models, env, data check."""
+"""``bench``: init, models, env, data check, predict, report."""
 
 from __future__ import annotations
 
@@ -181,6 +181,81 @@ def data_check(path: str, layout: str, label_map: str, json_out: Optional[str], 
         raise click.ClickException(str(e)) from None
     if report["exit_status"]:
         sys.exit(report["exit_status"])
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="PATH...")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="a train.py --output_dir")
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="CSV to write (default: RUN/predict/predictions.csv)",
+)
+@click.option(
+    "--checkpoint", default="", help="best (default: checkpoint-best.pth, else the last epoch), last, N, or a file"
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N")
+@click.option("--batch_size", type=int, default=None, help="images per batch (default: the run's)")
+@click.option("--num_workers", type=int, default=0, show_default=True, help="DataLoader worker processes")
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="score threshold of label_pred (default: the run's validation threshold, else 0.5)",
+)
+@click.option("--no_progress", is_flag=True, help="no progress bar")
+def predict(
+    inputs: tuple[str, ...],
+    run_dir: str,
+    out: Optional[str],
+    checkpoint: str,
+    device: str,
+    batch_size: Optional[int],
+    num_workers: int,
+    threshold: Optional[float],
+    no_progress: bool,
+) -> None:
+    """Score images (files, folders searched recursively, .txt lists) with a trained run; no labels
+    needed. Writes path, score, label_pred (1 = fake) and threshold per image."""
+    from aigbench.engine.predict import predict_images
+    from aigbench.engine.runtime import setup_single_process_logging
+    from aigbench.errors import AigbenchError
+
+    setup_single_process_logging()
+    try:
+        result = predict_images(
+            run_dir, inputs, out, checkpoint, device, batch_size, num_workers, threshold, show_progress=not no_progress
+        )
+    except AigbenchError as e:
+        raise click.ClickException(str(e)) from None
+    n_fake = int((result.scores >= result.threshold).sum())
+    click.echo(
+        f"{len(result.paths)} image(s) scored with {result.checkpoint.name}: {n_fake} fake, "
+        f"{len(result.paths) - n_fake} real at threshold {result.threshold:.6g} ({result.threshold_source})"
+        + (f"; {len(result.skipped)} undecodable file(s) skipped" if result.skipped else "")
+    )
+    click.echo(f"wrote {result.out}")
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option(
+    "--out", default="report", show_default=True, type=click.Path(file_okay=False), help="folder for the report"
+)
+def report(runs: tuple[str, ...], out: str) -> None:
+    """Write report.html (self-contained, offline) and report.md for one or more runs: training
+    curves, metrics with CIs, ROC/PR, reliability, per-generator bars, robustness curves,
+    protocol heatmaps and the most confident mistakes; several runs are compared side by side."""
+    from aigbench.errors import AigbenchError
+    from aigbench.reports.report import build_report
+
+    try:
+        written = build_report(runs, out)
+    except AigbenchError as e:
+        raise click.ClickException(str(e)) from None
+    for path in written.values():
+        click.echo(f"wrote {path}")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

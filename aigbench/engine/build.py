@@ -8,6 +8,7 @@ import inspect
 import json
 import logging
 import os
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -396,5 +397,8 @@ def config_dict(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
 
     cfg = {k: v for k, v in vars(args).items() if k != "rebuilt_from"}
     cfg.update(extra)
+    module = sys.modules.get(str(cfg.get("model_module", "")))
+    if getattr(module, "__file__", None):  # where bench predict finds the model's code again
+        cfg["model_module_file"] = str(Path(module.__file__).resolve())
     cfg["aigbench_version"] = __version__
     return cfg

@@ -1,0 +1,194 @@
+"""bench predict on unlabelled folders and bench report (opened in headless Chromium)."""
+
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import bench, cifake_subset, run, script
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A rendered project with a short run (validation split), tested with bootstrap CIs and swept
+    over a small robustness grid."""
+    root = tmp_path_factory.mktemp("proj")
+    bench("init", cwd=root)
+    train = root / "train.json"
+    train.write_text(json.dumps(cifake_subset("train", 150)))
+    test_items = [[p, y, "gan" if i % 2 else "sd"] for i, (p, y) in enumerate(cifake_subset("test", 60))]
+    test = root / "test.json"
+    test.write_text(json.dumps(test_items))
+    (root / "test_datasets.json").write_text(json.dumps({"cifake": str(test)}))
+    script(
+        root,
+        "train.py",
+        "--data_path",
+        str(train),
+        "--test_data_path",
+        str(test),
+        "--val_split",
+        "0.2",
+        "--epochs",
+        "2",
+        "--output_dir",
+        "run",
+        "--width",
+        "8",
+        "--device",
+        "cpu",
+    )
+    script(root, "test.py", "--output_dir", "run", "--bootstrap", "200", "--device", "cpu")
+    robust = root / "test_robust.py"
+    text = robust.read_text()
+    start, end = text.index("GRID = {"), text.index("}\n", text.index("GRID = {")) + 2
+    robust.write_text(text[:start] + 'GRID = {"jpeg": [100, 50], "social": [0, 2]}\n' + text[end:])
+    script(root, "test_robust.py", "--output_dir", "run", "--device", "cpu")
+    return root
+
+
+def _csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_predict_scores_a_folder_like_test_py_with_the_validation_threshold(trained, tmp_path):
+    images = tmp_path / "incoming"
+    (images / "nested").mkdir(parents=True)
+    test_rows = _csv(trained / "run" / "test" / "checkpoint-best" / "cifake" / "predictions.csv")
+    for r in test_rows[:3]:
+        shutil.copy(r["path"], images / Path(r["path"]).name)
+    for r in test_rows[-3:]:  # a PNG re-encode keeps the pixels: same scores
+        cv2.imwrite(str(images / "nested" / (Path(r["path"]).stem + ".png")), cv2.imread(r["path"]))
+    (images / "nested" / "broken.jpg").write_bytes(b"not an image")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()  # run away from the project folder: the model module is found from config.json
+    proc = run(
+        [
+            sys.executable,
+            "-c",
+            "from aigbench.cli.main import main; main()",
+            "predict",
+            str(images),
+            "--run",
+            str(trained / "run"),
+            "--out",
+            str(tmp_path / "preds.csv"),
+            "--device",
+            "cpu",
+        ],
+        cwd=elsewhere,
+    )
+    assert "broken.jpg" in proc.stderr + proc.stdout and "calibrated on validation" in proc.stdout
+    rows = _csv(tmp_path / "preds.csv")
+    assert list(rows[0]) == ["path", "score", "label_pred", "threshold"]
+    assert len(rows) == 6 and not any("broken" in r["path"] for r in rows)
+    expected = {Path(r["path"]).stem: float(r["score"]) for r in test_rows}
+    val = json.loads((trained / "run" / "val" / "checkpoint-1" / "val" / "metrics.json").read_text())
+    best = json.loads((trained / "run" / "log.jsonl").read_text().splitlines()[-1])
+    calib = (
+        val
+        if best["selected"]
+        else json.loads((trained / "run" / "val" / "checkpoint-0" / "val" / "metrics.json").read_text())
+    )
+    t = calib["calibrated_threshold"]["threshold"]
+    for r in rows:
+        assert float(r["score"]) == pytest.approx(expected[Path(r["path"]).stem], abs=1e-6)
+        assert float(r["threshold"]) == pytest.approx(t, rel=1e-7)
+        assert int(r["label_pred"]) == int(float(r["score"]) >= t)
+    # --threshold overrides; a missing run is a clear error
+    bench(
+        "predict",
+        str(images / "nested"),
+        "--run",
+        str(trained / "run"),
+        "--threshold",
+        "0.9",
+        "--out",
+        str(tmp_path / "p2.csv"),
+        "--device",
+        "cpu",
+        cwd=trained,
+    )
+    assert {r["threshold"] for r in _csv(tmp_path / "p2.csv")} == {"0.9"}
+    bad = bench("predict", str(images), "--run", str(tmp_path / "nope"), cwd=trained, check=False)
+    assert bad.returncode and "config.json not found" in bad.stderr
+
+
+def test_test_metrics_hold_threshold_free_calibrated_and_bootstrap_figures(trained):
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    d = trained / "run" / "test" / "checkpoint-best" / "cifake"
+    m = json.loads((d / "metrics.json").read_text())
+    rows = _csv(d / "predictions.csv")
+    y = np.array([float(r["label"]) for r in rows])
+    s = np.array([float(r["score"]) for r in rows])
+    assert m["calibration"]["brier"] == pytest.approx(brier_score_loss(y, s), abs=1e-6)
+    assert m["ci"]["n_boot"] == 200 and m["ci"]["auroc"]["low"] < roc_auc_score(y, s) < m["ci"]["auroc"]["high"]
+    assert {"eer", "tpr_at_fpr_1", "tpr_at_fpr_5", "oracle_accuracy"} <= set(m["threshold_free"])
+    assert m["at_val_threshold"]["source"] == "validation"
+    rob = _csv(trained / "run" / "robustness" / "checkpoint-best" / "robustness.csv")
+    assert {r["generator"] for r in rob} == {"", "gan", "sd"}
+    assert {r["perturbation"] for r in rob} == {"jpeg", "social"}
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def test_report_renders_every_plot_and_opens_in_a_headless_browser(trained, tmp_path):
+    out = tmp_path / "report"
+    bench("report", str(trained / "run"), str(trained / "run"), "--out", str(out), cwd=trained)
+    html = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    pngs = sorted(p.name for p in (out / "img").glob("*.png"))
+    for part in (
+        "training",
+        "roc_pr",
+        "reliability",
+        "generators",
+        "rob_jpeg_dataset",
+        "rob_social_generator",
+        "mistakes",
+        "compare_cifake_roc",
+        "compare_rob_social",
+    ):
+        assert any(part in p for p in pngs), (part, pngs)
+    for p in pngs:
+        assert cv2.imread(str(out / "img" / p)) is not None
+        assert f"img/{p}" in md
+    assert html.count("data:image/png;base64,") == len(pngs) and "img/" not in html.replace("<img", "")
+    m = json.loads((trained / "run" / "test" / "checkpoint-best" / "cifake" / "metrics.json").read_text())
+    ci = m["ci"]["auroc"]
+    assert f"[{ci['low']:.4f}, {ci['high']:.4f}]" in html and f"[{ci['low']:.4f}, {ci['high']:.4f}]" in md
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no Chromium on this machine (Debian: apt install chromium chromium-driver)")
+    pytest.importorskip("selenium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,2000"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
+    try:
+        driver.get((out / "report.html").as_uri())
+        states = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt]);"
+        )
+        assert len(states) == len(pngs)
+        assert all(done and width > 0 for done, width, _ in states), states
+        driver.save_screenshot(str(out / "screenshot.png"))
+    finally:
+        driver.quit()
+    assert cv2.imread(str(out / "screenshot.png")) is not None
