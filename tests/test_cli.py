@@ -19,6 +19,10 @@ EXPECTED = {
     "test_robust_mymodel.sh",
     "test_datasets.json",
     "README-aigbench.md",
+    "cross_generator.py",
+    "sliding_windows.py",
+    "cross_generator_mymodel.sh",
+    "sliding_windows_mymodel.sh",
 }
 
 
@@ -41,7 +45,7 @@ def test_init_writes_every_file_with_version(tmp_path):
     for name in EXPECTED:
         assert __version__ in (tmp_path / name).read_text(), name
     # generated scripts are thin: they call the library rather than copy it
-    for name in ("train.py", "test.py", "test_robust.py"):
+    for name in ("train.py", "test.py", "test_robust.py", "cross_generator.py", "sliding_windows.py"):
         assert len((tmp_path / name).read_text().splitlines()) < 100
     assert "EDIT HERE" in (tmp_path / "test_robust.py").read_text()
 
