@@ -4,4 +4,13 @@ Labels everywhere: real = 0, fake = 1. A model's ``pred_label`` is the probabili
 The top-level package imports nothing heavy, so ``bench --help`` stays fast.
 """
 
+import os as _os
+import sys as _sys
+
 __version__ = "0.2.0"
+
+# OpenMP threads that spin while they wait take CPUs from loader workers and other jobs
+# (measured in benchmarks/threads.py). libgomp reads this once, when torch loads it: set it
+# before torch is imported, unless the user chose a policy.
+if "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -72,6 +72,13 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     g.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op CPU threads per process (default: the CPUs this process may use, from its affinity and "
+        "cgroup quota, divided among the node's processes, less one per loader worker)",
+    )
+    g.add_argument(
         "--amp",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -194,6 +201,13 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
     g.add_argument("--best_metric", default="accuracy", help="validation metric that picks checkpoint-best.pth")
     g.add_argument("--log_every", type=int, default=20, help="steps between TensorBoard training scalars")
     g.add_argument("--resume", default="", help="checkpoint to continue from ('auto': the latest in --output_dir)")
+    g.add_argument(
+        "--keep_last",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep only the N latest checkpoint-<epoch>.pth (checkpoint-best.pth always stays; 0 keeps every epoch)",
+    )
     a = parser.add_argument_group("training augmentation")
     a.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips")
     a.add_argument(
@@ -301,9 +315,11 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
 
     if hasattr(args, "best_metric") and args.best_metric not in METRIC_NAMES:
         parser.error(f"--best_metric must be one of {', '.join(METRIC_NAMES)}, got {args.best_metric!r}")
-    for flag in ("batch_size", "epochs", "accum_iter", "test_period", "image_size"):
+    for flag in ("batch_size", "epochs", "accum_iter", "test_period", "image_size", "threads"):
         if getattr(args, flag, None) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if getattr(args, "keep_last", 0) < 0:
+        parser.error(f"--keep_last must be 0 (keep all) or a number of checkpoints, got {args.keep_last}")
     for flag in ("val_split", "test_split"):
         if not 0.0 <= getattr(args, flag, 0.0) < 1.0:
             parser.error(f"--{flag} must be a fraction in [0, 1), got {getattr(args, flag)}")

@@ -80,6 +80,17 @@ def save_checkpoint(
     return atomic_torch_save(state, Path(output_dir) / (name or f"checkpoint-{epoch}.pth"))
 
 
+def prune_checkpoints(output_dir: Union[str, os.PathLike], keep_last: int) -> list[Path]:
+    """Delete all but the ``keep_last`` latest ``checkpoint-<epoch>.pth`` (0 keeps all);
+    ``checkpoint-best.pth`` is a separate file and always stays. Returns the deleted paths."""
+    if keep_last <= 0:
+        return []
+    old = list_epoch_checkpoints(output_dir)[:-keep_last]
+    for p in old:
+        p.unlink(missing_ok=True)
+    return old
+
+
 def copy_checkpoint(src: Union[str, os.PathLike], dst: Union[str, os.PathLike]) -> None:
     """Atomic copy (used for ``checkpoint-best.pth``)."""
     dst = Path(dst)

@@ -12,6 +12,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from aigbench.engine.dist import DistContext, cleanup_distributed, init_distributed, seed_everything
+from aigbench.engine.threads import apply_threads
 from aigbench.errors import AigbenchError
 
 
@@ -49,6 +50,7 @@ def start_run(args: argparse.Namespace) -> DistContext:
     """Process group (under torchrun), device, logging and seed, from the common flags."""
     ctx = init_distributed(args.device)
     setup_logging(ctx)
+    apply_threads(getattr(args, "threads", None), getattr(args, "num_workers", 0))
     seed_everything(args.seed + ctx.rank)
     log = logging.getLogger("aigbench")
     log.info("device %s, %d process(es), model %s", ctx.device, ctx.world_size, args.model)
