@@ -192,3 +192,14 @@ def test_report_renders_every_plot_and_opens_in_a_headless_browser(trained, tmp_
     finally:
         driver.quit()
     assert cv2.imread(str(out / "screenshot.png")) is not None
+
+
+def test_tensorboard_gets_pr_curves_and_one_robustness_figure_per_perturbation(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    test_events = EventAccumulator(str(trained / "run" / "tensorboard" / "test"), size_guidance={"tensors": 0})
+    test_events.Reload()
+    assert "test/cifake/pr_curve" in test_events.Tags()["tensors"]
+    rob = EventAccumulator(str(trained / "run" / "tensorboard" / "robustness"), size_guidance={"images": 0})
+    rob.Reload()
+    assert {"robustness_figure/jpeg", "robustness_figure/social"} <= set(rob.Tags()["images"])

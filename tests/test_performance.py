@@ -1,0 +1,54 @@
+"""Issue 9's CPU-side logic: thread choice, checkpoint pruning."""
+
+import torch
+
+from aigbench.engine import threads
+from aigbench.engine.checkpoint import list_epoch_checkpoints, prune_checkpoints, save_checkpoint
+
+from conftest import data_flags, script
+
+
+def test_cgroup_quota_from_v2_and_v1_files(tmp_path):
+    v2 = tmp_path / "cpu.max"
+    v1 = (tmp_path / "quota", tmp_path / "period")
+    v2.write_text("max 100000\n")
+    assert threads.cgroup_cpu_quota(v2, v1) is None
+    v2.write_text("150000 100000\n")
+    assert threads.cgroup_cpu_quota(v2, v1) == 1.5
+    v2.unlink()
+    v1[0].write_text("-1\n")
+    v1[1].write_text("100000\n")
+    assert threads.cgroup_cpu_quota(v2, v1) is None
+    v1[0].write_text("300000\n")
+    assert threads.cgroup_cpu_quota(v2, v1) == 3.0
+
+
+def test_threads_divide_the_usable_cpus_among_processes_and_workers(monkeypatch):
+    monkeypatch.setattr(threads, "available_cpus", lambda: (16, "affinity 16 CPUs"))
+    assert threads.choose_threads(None, 1, 0)[0] == 16
+    assert threads.choose_threads(None, 4, 0)[0] == 4
+    assert threads.choose_threads(None, 4, 2)[0] == 2
+    assert threads.choose_threads(None, 8, 4)[0] == 1  # never 0
+    assert threads.choose_threads(3, 8, 4) == (3, "--threads")
+    monkeypatch.undo()
+    monkeypatch.setattr(threads, "cgroup_cpu_quota", lambda: 1.5)  # a quota below the affinity set wins
+    assert threads.available_cpus()[0] == min(2, len(threads.os.sched_getaffinity(0)))
+
+
+def test_keep_last_prunes_old_epochs_but_never_the_best(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    for e in range(4):
+        save_checkpoint(tmp_path, e, model)
+    save_checkpoint(tmp_path, 1, model, name="checkpoint-best.pth")
+    assert prune_checkpoints(tmp_path, 0) == []
+    removed = prune_checkpoints(tmp_path, 2)
+    assert [p.name for p in removed] == ["checkpoint-0.pth", "checkpoint-1.pth"]
+    assert [p.name for p in list_epoch_checkpoints(tmp_path)] == ["checkpoint-2.pth", "checkpoint-3.pth"]
+    assert (tmp_path / "checkpoint-best.pth").is_file()
+
+
+def test_train_logs_its_thread_choice_and_keeps_the_last_checkpoints(project, subsets):
+    proc = script(project, "train.py", *data_flags(subsets), "--epochs", "3", "--keep_last", "1", "--val_split",
+                  "0.2", "--threads", "1", "--output_dir", "kl")
+    assert "threads: 1 intra-op per process (--threads; OMP_WAIT_POLICY=PASSIVE)" in proc.stdout
+    assert sorted(p.name for p in (project / "kl").glob("*.pth")) == ["checkpoint-2.pth", "checkpoint-best.pth"]
