@@ -48,7 +48,54 @@ def test_keep_last_prunes_old_epochs_but_never_the_best(tmp_path):
 
 
 def test_train_logs_its_thread_choice_and_keeps_the_last_checkpoints(project, subsets):
-    proc = script(project, "train.py", *data_flags(subsets), "--epochs", "3", "--keep_last", "1", "--val_split",
-                  "0.2", "--threads", "1", "--output_dir", "kl")
+    proc = script(
+        project,
+        "train.py",
+        *data_flags(subsets),
+        "--epochs",
+        "3",
+        "--keep_last",
+        "1",
+        "--val_split",
+        "0.2",
+        "--threads",
+        "1",
+        "--output_dir",
+        "kl",
+    )
     assert "threads: 1 intra-op per process (--threads; OMP_WAIT_POLICY=PASSIVE)" in proc.stdout
     assert sorted(p.name for p in (project / "kl").glob("*.pth")) == ["checkpoint-2.pth", "checkpoint-best.pth"]
+
+
+def test_uint8_batches_are_normalized_on_the_device_as_before(subsets):
+    import json
+
+    import numpy as np
+
+    from aigbench.datasets.dataset import ImageDataset, build_loader, model_input
+    from aigbench.datasets.layouts import Sample
+    from aigbench.datasets.transforms import ImageTransform
+
+    items = json.loads(subsets["test"].read_text())[:10]
+    ds = ImageDataset([Sample(p, y, "") for p, y in items], ImageTransform(32, False))
+    batch = next(iter(build_loader(ds, 10, train=False)))
+    assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (10, 32, 32, 3)
+    x = model_input(batch, torch.device("cpu"))
+    expected = ds.transform.normalizer.batch(np.stack([ds[i]["image"] for i in range(10)]))
+    assert x.dtype == torch.float32 and x.is_contiguous() and torch.allclose(x, expected, atol=1e-6)
+    nhwc = model_input(batch, torch.device("cpu"), channels_last=True)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and torch.equal(nhwc, x)
+
+
+def test_compiled_and_channels_last_models_save_their_own_key_names(tmp_path):
+    from aigbench.engine.checkpoint import load_checkpoint, unwrap
+    from aigbench.engine.loop import channels_last_of
+
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten())
+    assert not channels_last_of(conv)
+    conv.to(memory_format=torch.channels_last)
+    assert channels_last_of(conv)
+    compiled = torch.compile(conv)
+    assert unwrap(compiled) is conv
+    save_checkpoint(tmp_path, 0, compiled)
+    assert set(load_checkpoint(tmp_path / "checkpoint-0.pth")["model"]) == {"0.weight", "0.bias"}

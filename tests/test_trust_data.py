@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
 
-from aigbench.datasets.dataset import ImageDataset, build_loader, check_skipped
+from aigbench.datasets.dataset import ImageDataset, build_loader, check_skipped, model_input
 from aigbench.datasets.layouts import DatasetError, load_samples
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.build import split_train_val
@@ -356,7 +356,7 @@ def test_evaluation_runs_in_float32_even_under_mixed_precision(tmp_path):
     assert len(np.unique(fp32)) == len(fp32) == 80
     with torch.autocast("cpu", dtype=torch.bfloat16):  # what scoring under autocast would give: ties
         batch = next(iter(build_loader(loader.dataset, 80, False)))
-        tied = torch.sigmoid(Head().net(batch["image"]).squeeze(1).mul(3).float())
+        tied = torch.sigmoid(Head().net(model_input(batch, torch.device("cpu"))).squeeze(1).mul(3).float())
     assert len(np.unique(tied.detach().numpy())) < len(fp32)
 
 

@@ -78,8 +78,10 @@ class ImageDataset(Dataset):
 
 
 class Collate:
-    """Stack the good items and normalize the whole batch at once; list the paths of
-    undecodable files under ``"skipped"``."""
+    """Stack the good items as one uint8 tensor (``[B, H, W, 3]``, or ``[B, N, H, W, 3]`` with
+    several crops per image) and list the paths of undecodable files under ``"skipped"``.
+    The batch carries its ``normalizer``: :func:`model_input` normalizes it on the model's
+    device, so that a quarter of the bytes cross to a GPU."""
 
     def __init__(self, normalizer: Normalizer) -> None:
         self.normalizer = normalizer
@@ -94,19 +96,20 @@ class Collate:
                     f"images of one batch differ in size {sorted(shapes)}; use --resize_mode resize or crop "
                     "(--eval_crop full evaluates one image per batch)"
                 )
-            images = np.stack([it["image"] for it in good])
-            if images.ndim == 5:  # several crops per image: [B, N, H, W, 3] -> [B, N, 3, H, W]
-                b, n = images.shape[:2]
-                batch["image"] = self.normalizer.batch(images.reshape(b * n, *images.shape[2:])).view(
-                    b, n, 3, *images.shape[2:4]
-                )
-            else:
-                batch["image"] = self.normalizer.batch(images)
+            batch["image"] = torch.from_numpy(np.stack([it["image"] for it in good]))
+            batch["normalizer"] = self.normalizer
             batch["label"] = torch.tensor([it["label"] for it in good], dtype=torch.float32)
             batch["index"] = torch.tensor([it["index"] for it in good], dtype=torch.long)
             batch["path"] = [it["path"] for it in good]
             batch["generator"] = [it["generator"] for it in good]
         return batch
+
+
+def model_input(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """The batch's uint8 images moved to ``device`` (asynchronously from pinned memory) and
+    normalized there: the float ``[B, 3, H, W]`` input of ``model.forward``."""
+    images = batch["image"].to(device, non_blocking=True)
+    return batch["normalizer"].on_device(images, channels_last)
 
 
 def check_skipped(name: str, n_skipped: int, n_total: int, max_ratio: float) -> None:

@@ -91,6 +91,19 @@ class Normalizer:
         shift = torch.from_numpy(self._shift.reshape(1, 3, 1, 1))
         return (x * scale - shift).contiguous()
 
+    def on_device(self, images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """uint8 ``NxHxWx3`` images (already on their device) → normalized float ``Nx3xHxW``.
+
+        Batches cross to the GPU as uint8 (a quarter of float32's bytes) and are normalized
+        there, timm's ``PrefetchLoader`` pattern. ``channels_last`` keeps the NHWC memory
+        layout that the permutation gives (convolutions on tensor cores prefer it)."""
+        x = images.permute(0, 3, 1, 2).float()
+        if not channels_last:
+            x = x.contiguous()
+        scale = torch.as_tensor(self._scale.reshape(1, 3, 1, 1), device=x.device)
+        shift = torch.as_tensor(self._shift.reshape(1, 3, 1, 1), device=x.device)
+        return x.mul_(scale).sub_(shift)
+
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Back to [0, 1] for display."""
         mean = torch.tensor(self.mean, device=x.device).view(-1, 1, 1)

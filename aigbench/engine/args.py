@@ -72,6 +72,19 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     g.add_argument(
+        "--channels_last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="NHWC memory layout for the model and its inputs (default: on with CUDA, off on CPU)",
+    )
+    g.add_argument(
+        "--tf32",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TF32 matmuls and convolutions on Ampere+ GPUs (10-bit mantissa inputs, float32 accumulation)",
+    )
+    g.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
+    g.add_argument(
         "--threads",
         type=int,
         default=None,

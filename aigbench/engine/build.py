@@ -58,6 +58,10 @@ def build_model(args: argparse.Namespace, ctx: DistContext, ddp: bool = True) ->
         state = load_checkpoint(pretrained)
         load_model_weights(model, state.get("model", state), f"--pretrained_path {pretrained}")
     model.to(ctx.device)
+    if use_channels_last(args, ctx):
+        model.to(memory_format=torch.channels_last)
+    if getattr(args, "compile", False):
+        model = torch.compile(model)
     if ddp and ctx.distributed:
         trainable = any(p.requires_grad for p in model.parameters())
         if trainable:
@@ -65,6 +69,12 @@ def build_model(args: argparse.Namespace, ctx: DistContext, ddp: bool = True) ->
                 model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
             )
     return model
+
+
+def use_channels_last(args: argparse.Namespace, ctx: DistContext) -> bool:
+    """``--channels_last``, by default on with CUDA (tensor-core convolutions prefer NHWC)."""
+    flag = getattr(args, "channels_last", None)
+    return ctx.device.type == "cuda" if flag is None else bool(flag)
 
 
 def model_info(model: torch.nn.Module) -> dict[str, Any]:

@@ -148,7 +148,13 @@ def list_epoch_checkpoints(output_dir: Union[str, os.PathLike]) -> list[Path]:
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") and isinstance(model.module, torch.nn.Module) else model
+    """The model itself, out of DistributedDataParallel (``.module``) and ``torch.compile``
+    (``._orig_mod``): checkpoints hold the model's own key names either way."""
+    while True:
+        inner = getattr(model, "module", None) if hasattr(model, "module") else getattr(model, "_orig_mod", None)
+        if not isinstance(inner, torch.nn.Module):
+            return model
+        model = inner
 
 
 def _plain(obj: Any) -> Any:

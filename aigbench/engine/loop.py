@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from aigbench.datasets.dataset import model_input
 from aigbench.engine.amp import MAX_SKIPPED_STEPS, AmpPolicy, as_policy
 from aigbench.engine.checkpoint import unwrap
 from aigbench.engine.contract import NonFiniteLossError, check_finite_loss, scalar_dict, validate_output
@@ -43,13 +44,22 @@ class SkipCounter:
 
 
 def _forward(
-    model: torch.nn.Module, batch: dict[str, Any], device: torch.device, amp: AmpPolicy
-) -> tuple[dict, torch.Tensor]:
-    image = batch["image"].to(device, non_blocking=True)
+    model: torch.nn.Module, batch: dict[str, Any], device: torch.device, amp: AmpPolicy, channels_last: bool = False
+) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    image = model_input(batch, device, channels_last)
     label = batch["label"].to(device, non_blocking=True)
     with amp.autocast():
         out = model(image, label, path=batch["path"], generator=batch["generator"], index=batch["index"])
-    return out, label
+    return out, label, image
+
+
+def channels_last_of(model: torch.nn.Module) -> bool:
+    """Whether the model's convolution weights are in NHWC layout (``--channels_last``): its inputs
+    then get the same layout."""
+    for p in model.parameters():
+        if p.dim() == 4:
+            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return False
 
 
 def progress(iterable: Any, desc: str, enabled: bool, **kwargs: Any) -> Any:
@@ -88,6 +98,7 @@ def train_one_epoch(
     log_every: int = 20,
     validate: bool = True,
     show_progress: bool = True,
+    channels_last: Optional[bool] = None,
 ) -> EpochResult:
     """One pass over ``loader``. Raises :class:`NonFiniteLossError` on a NaN/inf loss before
     stepping, so the weights in memory are still those of the last good step.
@@ -97,6 +108,7 @@ def train_one_epoch(
     in a row stop the run.
     """
     amp = as_policy(amp, ctx.device)
+    channels_last = channels_last_of(model) if channels_last is None else channels_last
     scaling = scaler is not None and scaler.is_enabled()
     model.train()
     sums: dict[str, float] = defaultdict(float)
@@ -115,7 +127,7 @@ def train_one_epoch(
         boundary = (step + 1) % accum_iter == 0 or step + 1 == n_steps
         sync = contextlib.nullcontext() if boundary or not hasattr(model, "no_sync") else model.no_sync()
         with sync:
-            out, label = _forward(model, batch, ctx.device, amp)
+            out, label, image = _forward(model, batch, ctx.device, amp, channels_last)
             if validate and first_batch is None:
                 validate_output(out, label.shape[0], _model_name(model))
             loss = out["backward_loss"]
@@ -134,7 +146,7 @@ def train_one_epoch(
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         if first_batch is None:
             first_batch = {
-                "image": batch["image"][:32],
+                "image": image[:32].detach().cpu(),
                 "label": label[:32].detach().cpu(),
                 "score": out["pred_label"][:32].detach().float().cpu(),
                 "visual_image": {k: v.detach().cpu() for k, v in out["visual_image"].items()},
@@ -204,6 +216,7 @@ def predict(
     desc: str = "test",
     validate: bool = True,
     show_progress: bool = True,
+    channels_last: Optional[bool] = None,
 ) -> Predictions:
     """Run the model over ``loader`` and gather scores (float32) from all ranks.
 
@@ -220,6 +233,7 @@ def predict(
     """
     full_precision = AmpPolicy(ctx.device.type, None)
     model = unwrap(model)
+    channels_last = channels_last_of(model) if channels_last is None else channels_last
     broadcast_buffers(model)
     model.eval()
     idx_parts, label_parts, score_parts = [], [], []
@@ -239,21 +253,21 @@ def predict(
                 "generator": [g for g in batch["generator"] for _ in range(n_crops)],
                 "index": batch["index"].repeat_interleave(n_crops),
             }
-        out, label = _forward(model, batch, ctx.device, full_precision)
+        out, label, image = _forward(model, batch, ctx.device, full_precision, channels_last)
         if validate and first_batch is None:
             validate_output(out, label.shape[0], _model_name(model))
         score = out["pred_label"].detach().float().cpu()
         if n_crops:
             score = score.view(-1, n_crops).mean(1)
+            image = image[::n_crops]
             batch = {
                 **batch,
-                "image": batch["image"][::n_crops],
                 "label": batch["label"][::n_crops],
                 "index": batch["index"][::n_crops],
             }
         if first_batch is None:
             first_batch = {
-                "image": batch["image"][:32],
+                "image": image[:32].detach().cpu(),
                 "label": batch["label"][:32],
                 "score": score[:32],
                 "visual_image": {k: v.detach().cpu() for k, v in out["visual_image"].items()},

@@ -51,12 +51,24 @@ def start_run(args: argparse.Namespace) -> DistContext:
     ctx = init_distributed(args.device)
     setup_logging(ctx)
     apply_threads(getattr(args, "threads", None), getattr(args, "num_workers", 0))
+    configure_cuda(ctx, tf32=getattr(args, "tf32", True), fixed_size=getattr(args, "eval_crop", None) != "full")
     seed_everything(args.seed + ctx.rank)
     log = logging.getLogger("aigbench")
     log.info("device %s, %d process(es), model %s", ctx.device, ctx.world_size, args.model)
     if getattr(args, "rebuilt_from", None):
         log.info("model flags from %s (flags on the command line win)", args.rebuilt_from)
     return ctx
+
+
+def configure_cuda(ctx: DistContext, tf32: bool = True, fixed_size: bool = True) -> None:
+    """On CUDA: cuDNN autotuning when every batch has one input size, and TF32 (``--tf32``)."""
+    import torch
+
+    if ctx.device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = fixed_size
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
 
 
 def show_progress(args: argparse.Namespace, ctx: DistContext) -> bool:
