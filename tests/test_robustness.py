@@ -266,3 +266,30 @@ def test_robustness_csv_has_per_generator_rows(tmp_path):
     m = json.loads((tmp_path / "rob" / "blur" / "sigma_2" / "multi" / "metrics.json").read_text())
     assert float(table[4]["accuracy"]) == pytest.approx(m["per_generator"]["gan"]["accuracy"])
     assert all(float(r["threshold"]) == 0.3 for r in table) and rows[0]["threshold"] == 0.3
+
+
+def test_one_pass_sweep_equals_one_pass_per_point(tmp_path, monkeypatch):
+    from aigbench.datasets.dataset import MultiViewDataset
+
+    items = [[p, y, g] for (p, y), g in zip(cifake_subset("test", 15), ["a", "b"] * 15)]
+    spec = tmp_path / "list.json"
+    spec.write_text(json.dumps(items))
+    decodes = []
+    real_getitem = MultiViewDataset.__getitem__
+
+    def counting_getitem(self, index):
+        decodes.append(index)
+        return real_getitem(self, index)
+
+    ds = ImageDataset.from_path(str(spec), ImageTransform(32, False), name="sub")
+    loaders = {"sub": build_loader(ds, 8, train=False)}
+    grid = {"blur": [0, 1], "noise": [0, 8], "jpeg": [100, 50], "social": [0, 2], "jpeg:75>resize": [1, 0.5]}
+    ctx = DistContext(torch.device("cpu"))
+    monkeypatch.setattr(MultiViewDataset, "__getitem__", counting_getitem)
+    fast = run_grid(ConstantModel(), loaders, grid, ctx, tmp_path / "fast")
+    slow = run_grid(ConstantModel(), loaders, grid, ctx, tmp_path / "slow", one_pass=False)
+    assert len(decodes) == 30  # every image decoded once for the whole sweep
+    assert fast == slow
+    for point in ("blur/sigma_1", "social/level_2", "jpeg=75+resize/scale_0.5"):
+        a = (tmp_path / "fast" / point / "sub" / "predictions.csv").read_text()
+        assert a == (tmp_path / "slow" / point / "sub" / "predictions.csv").read_text()

@@ -77,6 +77,36 @@ class ImageDataset(Dataset):
         }
 
 
+class MultiViewDataset(Dataset):
+    """Each image decoded once and prepared by several views of one evaluation transform (the
+    points of a robustness grid): yields ``image`` ``[V, H, W, 3]`` (``[V, N, H, W, 3]`` with
+    crops), view ``v`` equal to what ``dataset.view(views[v])`` yields. The views must give
+    one size (not ``--eval_crop full``)."""
+
+    def __init__(self, dataset: ImageDataset, views: Sequence[ImageTransform]) -> None:
+        self.samples = dataset.samples
+        self.name = dataset.name
+        self.views = list(views)
+        self.transform = self.views[0]  # its normalizer and seeding serve every view
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = self.samples[index]
+        img = load_image(s.path)
+        if img is None:
+            return {"skipped": s.path, "index": index}
+        base = self.transform.start(img)  # format alignment once; views differ only after it
+        return {
+            "image": np.stack([v.finish(base) for v in self.views]),
+            "label": float(s.label),
+            "path": s.path,
+            "generator": s.generator,
+            "index": index,
+        }
+
+
 class Collate:
     """Stack the good items as one uint8 tensor (``[B, H, W, 3]``, or ``[B, N, H, W, 3]`` with
     several crops per image) and list the paths of undecodable files under ``"skipped"``.
@@ -136,7 +166,7 @@ class _SeedWorker:
 
 
 def build_loader(
-    dataset: ImageDataset,
+    dataset: Dataset,
     batch_size: int,
     train: bool,
     num_workers: int = 0,
@@ -178,6 +208,15 @@ def build_loader(
         drop_last=train if drop_last is None else drop_last,
         worker_init_fn=_SeedWorker(dataset) if num_workers > 0 else None,
         persistent_workers=False,
+    )
+
+
+def multi_view_loader(loader: DataLoader, views: Sequence[ImageTransform]) -> DataLoader:
+    """A loader like the evaluation ``loader`` whose items hold every view of each image
+    (:class:`MultiViewDataset`), decoded once."""
+    distributed = isinstance(loader.sampler, DistributedSampler)
+    return build_loader(
+        MultiViewDataset(loader.dataset, views), loader.batch_size, False, loader.num_workers, distributed
     )
 
 

@@ -189,10 +189,19 @@ class ImageTransform:
 
     def prepare(self, img: np.ndarray) -> np.ndarray:
         """Align the format, augment, perturb and resize/crop; still uint8 ``HxWx3`` (normalized per batch)."""
+        return self.finish(self.start(img))
+
+    def start(self, img: np.ndarray) -> np.ndarray:
+        """The steps before any perturbation: format alignment and (training) augmentation."""
         if self.align is not None:
             img = self.align(img)
         if self.augment is not None:
             img = self.augment(img)
+        return img
+
+    def finish(self, img: np.ndarray) -> np.ndarray:
+        """Perturb and resize/crop an image that went through :meth:`start`. Views of one
+        transform (robustness points) share ``start``: a sweep aligns each image once."""
         if self.perturbation is not None and self.perturb_stage == "before_resize":
             img = self.perturbation(img)
         if self.geometric is not None:

@@ -131,36 +131,76 @@ def evaluate_datasets(
     results = {}
     for name, loader in loaders.items():
         preds = predict(model, loader, ctx, amp=amp, desc=f"{prefix} {name}", show_progress=show_progress)
-        check_skipped(f"{prefix} dataset {name!r}", len(preds.skipped), len(loader.dataset), max_skip_ratio)
-        result = score_predictions(
-            preds, loader, threshold, val_threshold=val_threshold, calibrate=calibrate, bootstrap=bootstrap, seed=seed
+        results[name] = record_predictions(
+            name,
+            preds,
+            loader,
+            ctx,
+            results_dir,
+            logger,
+            step,
+            extra,
+            log_images,
+            prefix,
+            max_skip_ratio,
+            val_threshold,
+            calibrate,
+            threshold,
+            bootstrap,
+            seed,
         )
-        transform = loader.dataset.transform
-        result = {
-            "dataset": name,
-            "align_format": getattr(getattr(transform, "align", None), "spec", None),
-            "eval_crop": getattr(transform, "crop_name", None),
-            **dict(extra or {}),
-            **result,
-        }
-        results[name] = result
-        if not ctx.is_main:
-            continue
-        if results_dir is not None:
-            out = Path(results_dir) / name
-            write_json(out / "metrics.json", result)
-            write_predictions(out / "predictions.csv", preds, loader)
-        if logger is not None:
-            tag = f"{prefix}/{name}" if prefix == "test" else prefix
-            logger.scalars(tag, result["metrics"], step)
-            logger.pr_curve(f"{tag}/pr_curve", preds.label, preds.score, step)
-            for gen, m in result["per_generator"].items():
-                logger.scalars(f"{prefix}_per_generator/{name}/{gen}", m, step)
-            if log_images and preds.first_batch is not None:
-                log_batch_images(logger, tag, preds.first_batch, loader, step)
-        if preds.skipped:
-            log.warning("%s %s: skipped %d undecodable file(s)", prefix, name, len(preds.skipped))
     return results
+
+
+def record_predictions(
+    name: str,
+    preds: Predictions,
+    loader: DataLoader,
+    ctx: DistContext,
+    results_dir: Optional[Union[str, os.PathLike]] = None,
+    logger: Optional[RunLogger] = None,
+    step: int = 0,
+    extra: Optional[Mapping[str, Any]] = None,
+    log_images: bool = True,
+    prefix: str = "test",
+    max_skip_ratio: float = DEFAULT_MAX_SKIP_RATIO,
+    val_threshold: Optional[Mapping[str, Any]] = None,
+    calibrate: bool = False,
+    threshold: float = 0.5,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Score one dataset's predictions (:func:`score_predictions`), write its ``metrics.json``
+    and ``predictions.csv`` under ``results_dir/name`` and log them (main process)."""
+    check_skipped(f"{prefix} dataset {name!r}", len(preds.skipped), len(loader.dataset), max_skip_ratio)
+    result = score_predictions(
+        preds, loader, threshold, val_threshold=val_threshold, calibrate=calibrate, bootstrap=bootstrap, seed=seed
+    )
+    transform = loader.dataset.transform
+    result = {
+        "dataset": name,
+        "align_format": getattr(getattr(transform, "align", None), "spec", None),
+        "eval_crop": getattr(transform, "crop_name", None),
+        **dict(extra or {}),
+        **result,
+    }
+    if not ctx.is_main:
+        return result
+    if results_dir is not None:
+        out = Path(results_dir) / name
+        write_json(out / "metrics.json", result)
+        write_predictions(out / "predictions.csv", preds, loader)
+    if logger is not None:
+        tag = f"{prefix}/{name}" if prefix == "test" else prefix
+        logger.scalars(tag, result["metrics"], step)
+        logger.pr_curve(f"{tag}/pr_curve", preds.label, preds.score, step)
+        for gen, m in result["per_generator"].items():
+            logger.scalars(f"{prefix}_per_generator/{name}/{gen}", m, step)
+        if log_images and preds.first_batch is not None:
+            log_batch_images(logger, tag, preds.first_batch, loader, step)
+    if preds.skipped:
+        log.warning("%s %s: skipped %d undecodable file(s)", prefix, name, len(preds.skipped))
+    return result
 
 
 def log_batch_images(

@@ -231,63 +231,101 @@ def predict(
     batches (or an empty one) never waits on another. Rank 0's buffers are broadcast first,
     so that every rank scores the model that rank 0 saves.
     """
-    full_precision = AmpPolicy(ctx.device.type, None)
-    model = unwrap(model)
-    channels_last = channels_last_of(model) if channels_last is None else channels_last
-    broadcast_buffers(model)
-    model.eval()
-    idx_parts, label_parts, score_parts = [], [], []
-    skipped = SkipCounter()
-    first_batch = None
-    for batch in progress(loader, desc, show_progress and ctx.is_main):
-        skipped.add(batch["skipped"])
-        if "image" not in batch:
-            continue
-        n_crops = batch["image"].shape[1] if batch["image"].dim() == 5 else 0
-        if n_crops:  # --eval_crop multicrop: every crop is scored, an image's score is their mean
-            batch = {
-                **batch,
-                "image": batch["image"].flatten(0, 1),
-                "label": batch["label"].repeat_interleave(n_crops),
-                "path": [p for p in batch["path"] for _ in range(n_crops)],
-                "generator": [g for g in batch["generator"] for _ in range(n_crops)],
-                "index": batch["index"].repeat_interleave(n_crops),
-            }
-        out, label, image = _forward(model, batch, ctx.device, full_precision, channels_last)
-        if validate and first_batch is None:
-            validate_output(out, label.shape[0], _model_name(model))
-        score = out["pred_label"].detach().float().cpu()
-        if n_crops:
-            score = score.view(-1, n_crops).mean(1)
-            image = image[::n_crops]
-            batch = {
-                **batch,
-                "label": batch["label"][::n_crops],
-                "index": batch["index"][::n_crops],
-            }
-        if first_batch is None:
-            first_batch = {
+    return predict_views(model, loader, ctx, 0, desc, validate, show_progress, channels_last)[0]
+
+
+class _Gatherer:
+    """Scores of one dataset (or one view of it) batch by batch, then gathered from every rank."""
+
+    def __init__(self) -> None:
+        self.idx: list[np.ndarray] = []
+        self.label: list[np.ndarray] = []
+        self.score: list[np.ndarray] = []
+        self.first_batch: Optional[dict[str, Any]] = None
+
+    def add(self, batch: dict[str, Any], score: torch.Tensor, image: torch.Tensor, out: dict[str, Any]) -> None:
+        if self.first_batch is None:
+            self.first_batch = {
                 "image": image[:32].detach().cpu(),
                 "label": batch["label"][:32],
                 "score": score[:32],
                 "visual_image": {k: v.detach().cpu() for k, v in out["visual_image"].items()},
             }
-        idx_parts.append(batch["index"].numpy())
-        label_parts.append(batch["label"].numpy())
-        score_parts.append(score.numpy())
-    local = (
-        np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64),
-        np.concatenate(label_parts) if label_parts else np.zeros(0, np.float32),
-        np.concatenate(score_parts) if score_parts else np.zeros(0, np.float32),
-        skipped.paths,
-    )
-    gathered = all_gather_objects(local)
-    index = np.concatenate([g[0] for g in gathered])
-    label = np.concatenate([g[1] for g in gathered])
-    score = np.concatenate([g[2] for g in gathered])
-    all_skipped = sorted({p for g in gathered for p in g[3]})
-    index, first = np.unique(index, return_index=True)  # sorted, first occurrence of each
-    return Predictions(index, label[first], score[first], all_skipped, first_batch)
+        self.idx.append(batch["index"].numpy())
+        self.label.append(batch["label"].numpy())
+        self.score.append(score.numpy())
+
+    def gather(self, skipped: list[str]) -> Predictions:
+        local = (
+            np.concatenate(self.idx) if self.idx else np.zeros(0, np.int64),
+            np.concatenate(self.label) if self.label else np.zeros(0, np.float32),
+            np.concatenate(self.score) if self.score else np.zeros(0, np.float32),
+            skipped,
+        )
+        gathered = all_gather_objects(local)
+        index = np.concatenate([g[0] for g in gathered])
+        label = np.concatenate([g[1] for g in gathered])
+        score = np.concatenate([g[2] for g in gathered])
+        all_skipped = sorted({p for g in gathered for p in g[3]})
+        index, first = np.unique(index, return_index=True)  # sorted, first occurrence of each
+        return Predictions(index, label[first], score[first], all_skipped, self.first_batch)
+
+
+def _score_batch(
+    model: torch.nn.Module, batch: dict[str, Any], ctx: DistContext, channels_last: bool, validate: bool
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """Float32 scores of one batch (``[B]``), the model input and the output dict; with several
+    crops per image (``--eval_crop multicrop``) every crop is scored and an image's score is
+    their mean."""
+    n_crops = batch["image"].shape[1] if batch["image"].dim() == 5 else 0
+    if n_crops:
+        batch = {
+            **batch,
+            "image": batch["image"].flatten(0, 1),
+            "label": batch["label"].repeat_interleave(n_crops),
+            "path": [p for p in batch["path"] for _ in range(n_crops)],
+            "generator": [g for g in batch["generator"] for _ in range(n_crops)],
+            "index": batch["index"].repeat_interleave(n_crops),
+        }
+    out, label, image = _forward(model, batch, ctx.device, AmpPolicy(ctx.device.type, None), channels_last)
+    if validate:
+        validate_output(out, label.shape[0], _model_name(model))
+    score = out["pred_label"].detach().float().cpu()
+    if n_crops:
+        score, image = score.view(-1, n_crops).mean(1), image[::n_crops]
+    return score, image, out
+
+
+@torch.inference_mode()
+def predict_views(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    ctx: DistContext,
+    n_views: int,
+    desc: str = "test",
+    validate: bool = True,
+    show_progress: bool = True,
+    channels_last: Optional[bool] = None,
+) -> list[Predictions]:
+    """:func:`predict` for a loader whose batches hold ``n_views`` versions of each image
+    (``image`` of shape ``[B, n_views, ...]``, e.g. every point of a robustness grid, decoded
+    once): one :class:`Predictions` per view, each equal to what ``predict`` gives on that
+    view alone. ``n_views = 0``: a plain loader, one result."""
+    model = unwrap(model)
+    channels_last = channels_last_of(model) if channels_last is None else channels_last
+    broadcast_buffers(model)
+    model.eval()
+    skipped = SkipCounter()
+    views = [_Gatherer() for _ in range(max(1, n_views))]
+    for batch in progress(loader, desc, show_progress and ctx.is_main):
+        skipped.add(batch["skipped"])
+        if "image" not in batch:
+            continue
+        for v, gatherer in enumerate(views):
+            view = {**batch, "image": batch["image"][:, v]} if n_views else batch
+            score, image, out = _score_batch(model, view, ctx, channels_last, validate and gatherer.first_batch is None)
+            gatherer.add(view, score, image, out)
+    return [g.gather(skipped.paths) for g in views]
 
 
 def begin_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0) -> None:

@@ -17,11 +17,12 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import torch
 from torch.utils.data import DataLoader
 
-from aigbench.datasets.dataset import evaluation_view
+from aigbench.datasets.dataset import evaluation_view, multi_view_loader
 from aigbench.engine.amp import AmpPolicy
 from aigbench.engine.dist import DistContext
-from aigbench.engine.evaluate import DEFAULT_MAX_SKIP_RATIO, evaluate_datasets
+from aigbench.engine.evaluate import DEFAULT_MAX_SKIP_RATIO, evaluate_datasets, record_predictions
 from aigbench.engine.loggers import RunLogger, atomic_open, fmt_metric, inside, safe_name, to_jsonable, write_json
+from aigbench.engine.loop import Predictions, predict_views
 from aigbench.errors import ConfigError
 from aigbench.metrics import METRIC_NAMES
 from aigbench.registry import PERTURBATIONS
@@ -86,15 +87,23 @@ def run_grid(
     max_skip_ratio: float = DEFAULT_MAX_SKIP_RATIO,
     show_progress: bool = True,
     threshold: float = 0.5,
+    one_pass: bool = True,
 ) -> list[dict[str, Any]]:
     """Evaluate every grid point; write ``<output_dir>/<perturbation>/<param>_<s>/<dataset>/``
     results and ``<output_dir>/robustness.csv`` (a row per dataset and per generator of each
     point; accuracy at ``threshold``). With ``logger``, TensorBoard gets the scalars and one
-    figure per perturbation. Returns the CSV rows. Nothing is written outside ``output_dir``."""
+    figure per perturbation. Returns the CSV rows. Nothing is written outside ``output_dir``.
+
+    ``one_pass`` (the default) decodes each image once per sweep and prepares every point's
+    version of it from that decode (:func:`predict_grid`); results equal those of one pass per
+    point, which is what runs when images keep their own sizes (``--eval_crop full``).
+    """
     points = build_grid(grid, seed)
     out_root = Path(output_dir)
     for p in points:
         inside(out_root, p.folder, f"GRID entry {p.name!r}")
+    one_pass = one_pass and all(ld.dataset.transform.resize_mode != "none" for ld in loaders.values())
+    swept = predict_grid(model, loaders, points, stage, ctx, show_progress) if one_pass else {}
     rows: list[dict[str, Any]] = []
     clean_results: Optional[dict[str, Any]] = None
     for i, p in enumerate(points):
@@ -114,6 +123,22 @@ def run_grid(
             if ctx.is_main:
                 for name, r in results.items():
                     write_json(out_root / p.folder / name / "metrics.json", r)
+        elif one_pass:
+            results = {
+                name: record_predictions(
+                    name,
+                    swept[(name, _view_key(i, p))],
+                    ld,
+                    ctx,
+                    out_root / p.folder,
+                    extra=extra,
+                    max_skip_ratio=max_skip_ratio,
+                    threshold=threshold,
+                )
+                for name, ld in loaders.items()
+            }
+            if p.is_clean:
+                clean_results = results
         else:
             views = {
                 name: evaluation_view(ld, ld.dataset.transform.with_perturbation(None if p.is_clean else p, stage))
@@ -149,6 +174,46 @@ def run_grid(
             for perturbation, fig in robustness_figures(rows).items():
                 logger.figure(f"robustness_figure/{perturbation}", fig)
     return rows
+
+
+VIEW_BUDGET_BYTES = 512 * 2**20  # uint8 pixels of one batch, all of its views together
+
+
+def _view_key(i: int, p: Perturbation) -> Union[int, str]:
+    return "clean" if p.is_clean else i
+
+
+def predict_grid(
+    model: torch.nn.Module,
+    loaders: Mapping[str, DataLoader],
+    points: Sequence[Perturbation],
+    stage: str,
+    ctx: DistContext,
+    show_progress: bool = True,
+) -> dict[tuple[str, Union[int, str]], Predictions]:
+    """Predictions of every dataset at every grid point, decoding each image once: a batch
+    carries all the points' versions of its images (the clean one once), as many points at a
+    time as fit :data:`VIEW_BUDGET_BYTES`. Keys: ``(dataset, point index)``, ``(dataset, "clean")``."""
+    keys: list[Union[int, str]] = []
+    perturbations: list[Optional[Perturbation]] = []
+    for i, p in enumerate(points):
+        if _view_key(i, p) not in keys:
+            keys.append(_view_key(i, p))
+            perturbations.append(None if p.is_clean else p)
+    out: dict[tuple[str, Union[int, str]], Predictions] = {}
+    for name, ld in loaders.items():
+        tr = ld.dataset.transform
+        per_view = ld.batch_size * tr.image_size**2 * 3 * max(1, tr.crops)
+        group = max(1, VIEW_BUDGET_BYTES // max(per_view, 1))
+        for start in range(0, len(keys), group):
+            views = [tr.with_perturbation(p, stage) for p in perturbations[start : start + group]]
+            if ctx.is_main:
+                log.info("%s: %d grid point(s) from one decode of each image", name, len(views))
+            preds = predict_views(
+                model, multi_view_loader(ld, views), ctx, len(views), f"sweep {name}", show_progress=show_progress
+            )
+            out.update({(name, k): pr for k, pr in zip(keys[start : start + group], preds)})
+    return out
 
 
 def _row(extra: Mapping[str, Any], dataset: str, generator: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
