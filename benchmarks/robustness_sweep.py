@@ -7,8 +7,13 @@ metrics.json / predictions.csv per point and robustness.csv. The reference is 21
 resnet18 at 32x32 on cifake-mini/test; they alternate ``--rounds`` times.
 
     python benchmarks/robustness_sweep.py --images 2000 --rounds 3
+    python benchmarks/robustness_sweep.py --full_size --images 200 --rounds 2
 
-Prints seconds of each and the ratio of medians (target: <= 1.15).
+Prints seconds of each and the ratio of medians. Targets (issue 9, with the one-pass sweep
+that decodes each image once per sweep): <= 1.0 at 32 px. ``--full_size``: photos larger than
+1000 px (cifake-mini images enlarged to 1280 x 1024 and saved as JPEG, as a camera would),
+centre-cropped to 224 for a small timm model (mobilenetv3_small_050), where decoding
+dominates a clean pass: target <= 0.6.
 """
 
 from __future__ import annotations
@@ -30,12 +35,37 @@ GRID = {
 }
 
 
+def enlarge(spec: Path, folder: Path) -> Path:
+    """The images of a JSON list enlarged to 1280 x 1024 and saved as JPEG (quality 92)."""
+    import json
+
+    import cv2
+
+    folder.mkdir()
+    items = []
+    for i, (path, label) in enumerate(json.loads(spec.read_text())):
+        img = cv2.resize(cv2.imread(path), (1280, 1024), interpolation=cv2.INTER_CUBIC)
+        out = folder / f"{i:05d}.jpg"
+        cv2.imwrite(str(out), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        items.append([str(out), label])
+    big = folder / "photos.json"
+    big.write_text(json.dumps(items))
+    return big
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--batch_size", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--full_size", action="store_true", help="photos > 1000 px, centre-cropped to 224")
+    ap.add_argument(
+        "--stage",
+        choices=["before_resize", "after_resize"],
+        default="before_resize",
+        help="where perturbations apply (test_robust.py --perturb_stage)",
+    )
     args = ap.parse_args()
 
     import torch
@@ -51,14 +81,20 @@ def main() -> None:
     ctx = DistContext(torch.device("cpu"))
     with tempfile.TemporaryDirectory() as tmp:
         spec = write_subset(args.data, "test", args.images, Path(tmp) / "test.json")
-        ds = ImageDataset.from_path(str(spec), ImageTransform(32, False), name="cifake_test")
-        loaders = {"cifake_test": build_loader(ds, args.batch_size, train=False)}
         torch.manual_seed(0)
-        model = TimmDetector("resnet18", image_size=32).eval()
+        if args.full_size:
+            spec = enlarge(spec, Path(tmp) / "photos")
+            transform = ImageTransform(224, False, resize_mode="crop")
+            model = TimmDetector("mobilenetv3_small_050", image_size=224).eval()
+        else:
+            transform = ImageTransform(32, False)
+            model = TimmDetector("resnet18", image_size=32).eval()
+        ds = ImageDataset.from_path(str(spec), transform, name="cifake_test")
+        loaders = {"cifake_test": build_loader(ds, args.batch_size, train=False)}
         sweep, clean = [], []
         for r in range(args.rounds):
             start = time.perf_counter()
-            rows = run_grid(model, loaders, GRID, ctx, Path(tmp) / f"sweep{r}")
+            rows = run_grid(model, loaders, GRID, ctx, Path(tmp) / f"sweep{r}", stage=args.stage)
             sweep.append(time.perf_counter() - start)
             assert len(rows) == n_points
             start = time.perf_counter()
@@ -67,13 +103,19 @@ def main() -> None:
             clean.append(time.perf_counter() - start)
             print(f"round {r + 1}: sweep {sweep[-1]:.1f} s, {n_points} clean passes {clean[-1]:.1f} s", flush=True)
     ratio = statistics.median(sweep) / statistics.median(clean)
+    what = (
+        "mobilenetv3_small_050, 1280x1024 JPEG photos centre-cropped to 224"
+        if args.full_size
+        else ("timm resnet18, 32x32 cifake-mini")
+    )
     print(
-        f"\ntimm resnet18, 32x32, {args.images} cifake-mini test images, {n_points}-point grid "
-        f"(blur/noise/jpeg x 7), {args.rounds} alternating rounds"
+        f"\n{what}, {args.images} test images, {n_points}-point grid (blur/noise/jpeg x 7), {args.rounds} "
+        "alternating rounds"
     )
     print(f"sweep          seconds: {summary(sweep)}")
     print(f"clean passes   seconds: {summary(clean)}")
-    print(f"ratio sweep / clean passes: {ratio:.3f}  (target <= 1.15)")
+    target = 0.6 if args.full_size else 1.0
+    print(f"ratio sweep / clean passes: {ratio:.3f}  (target <= {target})")
 
 
 if __name__ == "__main__":

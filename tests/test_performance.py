@@ -99,3 +99,78 @@ def test_compiled_and_channels_last_models_save_their_own_key_names(tmp_path):
     assert unwrap(compiled) is conv
     save_checkpoint(tmp_path, 0, compiled)
     assert set(load_checkpoint(tmp_path / "checkpoint-0.pth")["model"]) == {"0.weight", "0.bias"}
+
+
+def test_decoded_cache_in_ram_and_on_disk_returns_the_decoded_pixels(tmp_path, subsets):
+    import json
+
+    import numpy as np
+
+    from aigbench.datasets.cache import build_cache
+    from aigbench.datasets.layouts import Sample
+    from aigbench.datasets.sources import load_image
+
+    items = json.loads(subsets["test"].read_text())[:20]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    big = tmp_path / "big.png"  # a second size in the same cache
+    import cv2
+
+    cv2.imwrite(str(big), cv2.resize(cv2.imread(items[0][0]), (70, 50)))
+    samples = [Sample(p, y, "") for p, y in items] + [Sample(str(broken), 0, ""), Sample(str(big), 1, "")]
+    for mode in ("ram", "disk"):
+        cache = build_cache(samples, mode, tmp_path / "cache", "test")
+        for i, s in enumerate(samples):
+            expected = load_image(s.path)
+            if expected is None:
+                assert cache[i] is None
+            else:
+                assert np.array_equal(cache[i], expected)
+        assert cache[len(samples) - 1].shape == (50, 70, 3)
+    assert (tmp_path / "cache" / "test.u8").is_file()
+    again = build_cache(samples, "disk", tmp_path / "cache", "test")  # reused, not decoded again
+    assert isinstance(again.buffer, np.memmap) and np.array_equal(again[3], load_image(samples[3].path))
+
+
+def test_cached_training_equals_uncached_training(project, subsets):
+    import json
+
+    runs = {}
+    for mode in ("none", "ram"):
+        script(
+            project,
+            "train.py",
+            *data_flags(subsets),
+            "--epochs",
+            "2",
+            "--cache_decoded",
+            mode,
+            "--output_dir",
+            f"c_{mode}",
+            "--threads",
+            "1",
+        )
+        runs[mode] = [json.loads(x) for x in (project / f"c_{mode}" / "log.jsonl").read_text().splitlines()]
+    for a, b in zip(runs["none"], runs["ram"]):
+        assert a["train_loss"] == b["train_loss"] and a["test_test_auroc"] == b["test_test_auroc"]
+
+
+def test_sample_table_is_a_sequence_of_the_same_samples():
+    import numpy as np
+
+    from aigbench.datasets.layouts import Sample
+    from aigbench.datasets.table import SampleTable
+
+    samples = [
+        Sample("a/ü.png", 0, "", "", "train"),
+        Sample("b.jpg", 1, "sd", "cat", "train"),
+        Sample("/x/c.webp#3", 1, "gan", "", "test"),
+    ]
+    table = SampleTable(samples)
+    assert list(table) == samples and len(table) == 3 and table[-1] == samples[-1] and table[1:] == samples[1:]
+    assert table.path(0) == "a/ü.png" and list(table.generators) == ["", "sd", "gan"]
+    assert SampleTable.of(table) is table and list(SampleTable([])) == []
+    # about 42 bytes an entry in flat arrays (a list of Sample tuples takes some 300)
+    big = SampleTable([Sample(f"/data/gen/{i:07d}.png", i % 2, f"g{i % 5}") for i in range(100_000)])
+    assert big.nbytes < 100_000 * 60 and big[99_999].path == "/data/gen/0099999.png"
+    assert isinstance(big.labels, np.ndarray) and big.labels.dtype == np.int8

@@ -11,8 +11,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
+from aigbench.datasets.cache import DecodedCache
 from aigbench.datasets.layouts import DatasetError, Sample, load_samples
 from aigbench.datasets.sources import load_image
+from aigbench.datasets.table import SampleTable
 from aigbench.datasets.transforms import ImageTransform, Normalizer
 
 # A training batch replaces an undecodable file by the next decodable one, up to this many tries.
@@ -29,16 +31,27 @@ class ImageDataset(Dataset):
     """
 
     def __init__(
-        self, samples: Sequence[Sample], transform: ImageTransform, name: str = "", substitute: bool = False
+        self,
+        samples: Sequence[Sample],
+        transform: ImageTransform,
+        name: str = "",
+        substitute: bool = False,
+        cache: Optional[DecodedCache] = None,
     ) -> None:
-        self.samples = list(samples)
+        self.samples = SampleTable.of(samples)  # flat arrays: forked workers do not copy them
         self.transform = transform
         self.name = name
         self.substitute = substitute
+        self.cache = cache  # --cache_decoded: pixels decoded once, shared by every worker
 
     def view(self, transform: ImageTransform) -> ImageDataset:
         """The same samples through another transform (a robustness point); ``self`` is unchanged."""
-        return ImageDataset(self.samples, transform, self.name, self.substitute)
+        return ImageDataset(self.samples, transform, self.name, self.substitute, self.cache)
+
+    def decode(self, index: int) -> Optional[np.ndarray]:
+        """The RGB uint8 pixels of sample ``index`` (from the decoded cache when there is one),
+        or None when its file cannot be decoded."""
+        return self.cache[index] if self.cache is not None else load_image(self.samples.path(index))
 
     @classmethod
     def from_path(
@@ -51,13 +64,13 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = self.samples[index]
-        img = load_image(s.path)
+        img = self.decode(index)
         if img is not None:
             return self._item(index, img)
         if self.substitute:
             for k in range(1, min(MAX_SUBSTITUTE_TRIES, len(self.samples))):
                 j = (index + k) % len(self.samples)
-                other = load_image(self.samples[j].path)
+                other = self.decode(j)
                 if other is not None:
                     return {**self._item(j, other), "skipped": s.path}
             raise DatasetError(
@@ -84,6 +97,7 @@ class MultiViewDataset(Dataset):
     one size (not ``--eval_crop full``)."""
 
     def __init__(self, dataset: ImageDataset, views: Sequence[ImageTransform]) -> None:
+        self.dataset = dataset
         self.samples = dataset.samples
         self.name = dataset.name
         self.views = list(views)
@@ -94,7 +108,7 @@ class MultiViewDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = self.samples[index]
-        img = load_image(s.path)
+        img = self.dataset.decode(index)
         if img is None:
             return {"skipped": s.path, "index": index}
         base = self.transform.start(img)  # format alignment once; views differ only after it

@@ -72,6 +72,13 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     g.add_argument(
+        "--cache_decoded",
+        choices=["none", "ram", "disk"],
+        default="none",
+        help="decode every image once before the first epoch into RAM, or into a memory-mapped file under "
+        "<output_dir>/cache/ (disk): for datasets that fit; augmentation still runs per epoch",
+    )
+    g.add_argument(
         "--channels_last",
         action=argparse.BooleanOptionalAction,
         default=None,

@@ -216,6 +216,26 @@ class TrainData:
     heldout: dict[str, DataLoader] = field(default_factory=dict)  # --test_split: {"heldout": loader}
 
 
+def make_dataset(
+    args: argparse.Namespace, samples: Sequence[Sample], transform: ImageTransform, name: str, substitute: bool = False
+) -> ImageDataset:
+    """An :class:`ImageDataset`, with its pixels decoded once beforehand under ``--cache_decoded``
+    (``disk``: in ``<output_dir>/cache/``)."""
+    from aigbench.datasets.cache import build_cache
+
+    mode = getattr(args, "cache_decoded", "none")
+    cache = None
+    if mode != "none":
+        folder = Path(args.output_dir) / "cache"
+        shared = mode == "disk" and torch.distributed.is_available() and torch.distributed.is_initialized()
+        if shared and torch.distributed.get_rank() != 0:
+            torch.distributed.barrier()  # rank 0 writes the file; the others then map it
+        cache = build_cache(samples, mode, folder, name)
+        if shared and torch.distributed.get_rank() == 0:
+            torch.distributed.barrier()
+    return ImageDataset(samples, transform, name, substitute=substitute, cache=cache)
+
+
 def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
     """Training data (its ``train`` split) and validation data from ``--val_data_path`` (its
     ``val`` split) or ``--val_split`` of the training data (written to ``val_split.csv``).
@@ -272,7 +292,7 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
             "epoch is used; test sets are reported, never used for selection"
         )
     check_two_classes(samples, str(args.data_path), getattr(args, "allow_one_class", False))
-    train_ds = ImageDataset(samples, build_transform(args, True), "train", substitute=True)
+    train_ds = make_dataset(args, samples, build_transform(args, True), "train", substitute=True)
     if len(train_ds) < args.batch_size * ctx.world_size:
         raise DatasetError(
             f"{args.data_path}: {len(train_ds)} training images is fewer than one batch "
@@ -288,13 +308,13 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
     train = build_loader(train_ds, args.batch_size, True, args.num_workers, ctx.distributed, args.seed, weights=weights)
     val = None
     if val_samples:
-        val_ds = ImageDataset(val_samples, build_transform(args, False), "val")
+        val_ds = make_dataset(args, val_samples, build_transform(args, False), "val")
         val = build_loader(val_ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed)
     if ctx.is_main and (val_split or heldout):
         write_split_csv(Path(args.output_dir) / "val_split.csv", samples, val_samples, heldout)
     loaders = {}
     if heldout:
-        ds = ImageDataset(heldout, build_transform(args, False), "heldout")
+        ds = make_dataset(args, heldout, build_transform(args, False), "heldout")
         loaders["heldout"] = build_loader(
             ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed
         )
@@ -393,7 +413,7 @@ def build_test_loaders(args: argparse.Namespace, ctx: DistContext, spec: Optiona
     transform = build_transform(args, False)
     select = hasattr(args, "checkpoint")  # a test or robustness run
     datasets = {
-        name: ImageDataset(load_data(args, path, "test", select), transform, name) for name, path in sets.items()
+        name: make_dataset(args, load_data(args, path, "test", select), transform, name) for name, path in sets.items()
     }
     return {
         name: build_loader(ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed)

@@ -49,8 +49,7 @@ def score_predictions(
     threshold-based metrics at that threshold under ``at_val_threshold``. ``calibrate`` (on
     validation data only) adds ``calibrated_threshold``, chosen by :data:`THRESHOLD_RULE`.
     """
-    samples = loader.dataset.samples
-    generators = [samples[i].generator for i in preds.index]
+    generators = loader.dataset.samples.generators[preds.index]
     metrics = compute_metrics(preds.label, preds.score, threshold)
     breakdown = generator_breakdown(preds.label, preds.score, generators, threshold)
     pairings = sorted(set(breakdown["pairing"].values()))
@@ -96,8 +95,9 @@ def write_predictions(path: Union[str, os.PathLike], preds: Predictions, loader:
     with atomic_open(path) as f:
         w = csv.writer(f)
         w.writerow(["path", "label", "score", "generator", "category"])
-        for i, y, s in zip(preds.index, preds.label, preds.score):
-            w.writerow([samples[i].path, int(y), format_score(s), samples[i].generator, samples[i].category])
+        for i, y, score in zip(preds.index, preds.label, preds.score):
+            s = samples[i]
+            w.writerow([s.path, int(y), format_score(score), s.generator, s.category])
 
 
 def evaluate_datasets(

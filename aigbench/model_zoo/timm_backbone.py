@@ -128,7 +128,8 @@ class TimmDetector(BinaryDetector):
                 "(nothing is downloaded); pass --pretrained_path <weights file> to load real backbone weights",
                 backbone,
             )
-        self.head = nn.Linear(self.backbone.num_features, 1)
+        # timm: pre-logits width (mobilenetv3 and others have a head projection beyond num_features)
+        self.head = nn.Linear(getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features, 1)
         if mode == "probe":
             self.backbone.requires_grad_(False)
             self.backbone.eval()
