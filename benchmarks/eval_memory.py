@@ -53,18 +53,20 @@ def write_parquet(data: Path, n: int, path: Path) -> None:
     pq.write_table(table, path, row_group_size=1000)
 
 
-class Tiny(__import__("torch").nn.Module):
-    def __init__(self) -> None:
-        import torch
+def tiny_model():
+    """A one-convolution detector: the benchmark measures memory, not the model."""
+    import torch
 
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 1, 3)
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 1, 3)
 
-    def forward(self, image, label, *args, **kwargs):
-        import torch
+        def forward(self, image, label, *args, **kwargs):
+            p = torch.sigmoid(self.conv(image).mean(dim=(1, 2, 3)))
+            return {"backward_loss": p.sum(), "pred_label": p, "visual_loss": {}, "visual_image": {}}
 
-        p = torch.sigmoid(self.conv(image).mean(dim=(1, 2, 3)))
-        return {"backward_loss": p.sum(), "pred_label": p, "visual_loss": {}, "visual_image": {}}
+    return Tiny().eval()
 
 
 def evaluation_growth(data: Path, n: int, tmp: Path) -> float:
@@ -79,7 +81,7 @@ def evaluation_growth(data: Path, n: int, tmp: Path) -> float:
     write_parquet(data, n, pq_path)
     ds = ImageDataset.from_path(str(pq_path), ImageTransform(32, False), name="tiny")
     loader = build_loader(ds, 256, train=False)
-    model = Tiny().eval()
+    model = tiny_model()
     before = rss_mb()
     evaluate_datasets(
         model, {"tiny": loader}, DistContext(torch.device("cpu")), tmp / "out", log_images=False, show_progress=False

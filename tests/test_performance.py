@@ -1,5 +1,6 @@
 """Issue 9's CPU-side logic: thread choice, checkpoint pruning."""
 
+import pytest
 import torch
 
 from aigbench.engine import threads
@@ -174,3 +175,79 @@ def test_sample_table_is_a_sequence_of_the_same_samples():
     big = SampleTable([Sample(f"/data/gen/{i:07d}.png", i % 2, f"g{i % 5}") for i in range(100_000)])
     assert big.nbytes < 100_000 * 60 and big[99_999].path == "/data/gen/0099999.png"
     assert isinstance(big.labels, np.ndarray) and big.labels.dtype == np.int8
+
+
+@pytest.fixture(scope="module")
+def resnet_weights(tmp_path_factory):
+    """A timm resnet18 weight file, as --pretrained_path of a probe."""
+    import timm
+
+    path = tmp_path_factory.mktemp("weights") / "resnet18_weights.pth"
+    torch.manual_seed(0)
+    torch.save(timm.create_model("resnet18", num_classes=0).state_dict(), path)
+    return path
+
+
+def test_frozen_backbone_checkpoints_hold_the_head_and_the_backbones_identity(tmp_path, resnet_weights):
+    from aigbench.engine.checkpoint import CheckpointError, load_checkpoint, load_weights_into
+    from aigbench.model_zoo.timm_backbone import TimmDetector
+
+    probe = TimmDetector("resnet18", mode="probe", pretrained_path=str(resnet_weights), image_size=32)
+    torch.nn.init.normal_(probe.head.weight)
+    path = save_checkpoint(tmp_path, 0, probe)
+    state = load_checkpoint(path)
+    assert set(state["model"]) == {"head.weight", "head.bias"}
+    assert state["frozen"]["identity"] == {
+        "backbone": "resnet18",
+        "file": "resnet18_weights.pth",
+        "bytes": resnet_weights.stat().st_size,
+    }
+    again = TimmDetector("resnet18", mode="probe", pretrained_path=str(resnet_weights), image_size=32)
+    load_weights_into(again, path)
+    for k, v in probe.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k
+    other = TimmDetector("resnet18", mode="probe", image_size=32)  # random backbone: not the trained one
+    with pytest.raises(CheckpointError, match="frozen backbone"):
+        load_weights_into(other, path)
+    tuned = TimmDetector("resnet18", mode="tune", image_size=32)
+    assert "backbone.conv1.weight" in load_checkpoint(save_checkpoint(tmp_path, 1, tuned))["model"]
+
+
+def test_cache_features_trains_the_head_on_features_computed_once(project, subsets, resnet_weights):
+    import json
+
+    flags = [
+        *data_flags(subsets),
+        "--model",
+        "TimmDetector",
+        "--backbone",
+        "resnet18",
+        "--mode",
+        "probe",
+        "--pretrained_path",
+        str(resnet_weights),
+        "--image_size",
+        "32",
+        "--epochs",
+        "3",
+        "--no-hflip",
+        "--val_split",
+        "0.2",
+        "--threads",
+        "1",
+        "--lr",
+        "1e-2",
+    ]
+    logs = {}
+    for cached in (False, True):
+        out = f"probe_{cached}"
+        proc = script(project, "train.py", *flags, "--output_dir", out, *(["--cache_features"] if cached else []))
+        logs[cached] = [json.loads(x) for x in (project / out / "log.jsonl").read_text().splitlines()]
+        if cached:
+            assert "features [512] of 480 training images computed once" in proc.stdout
+    for a, b in zip(logs[False], logs[True]):  # the same head training, up to float rounding
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-4)
+        assert a["val_auroc"] == pytest.approx(b["val_auroc"], abs=1e-3)
+    ckpt = torch.load(project / "probe_True" / "checkpoint-2.pth", weights_only=True)
+    assert set(ckpt["model"]) == {"head.weight", "head.bias"}
+    script(project, "test.py", "--output_dir", "probe_True", "--test_data_json", str(subsets["test"]), "--threads", "1")

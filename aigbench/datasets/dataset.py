@@ -121,6 +121,39 @@ class MultiViewDataset(Dataset):
         }
 
 
+class FeatureDataset(Dataset):
+    """Precomputed features of a frozen backbone (``--cache_features``), one row per decodable
+    training image: yields ``{"features", "label", "path", "generator", "index"}``."""
+
+    def __init__(self, features: torch.Tensor, index: np.ndarray, samples: SampleTable) -> None:
+        self.features, self.index, self.samples = features, np.asarray(index), samples
+        self.transform = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        s = self.samples[int(self.index[i])]
+        return {
+            "features": self.features[i],
+            "label": float(s.label),
+            "path": s.path,
+            "generator": s.generator,
+            "index": int(self.index[i]),
+        }
+
+
+def collate_features(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "skipped": [],
+        "features": torch.stack([it["features"] for it in items]),
+        "label": torch.tensor([it["label"] for it in items], dtype=torch.float32),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
+        "path": [it["path"] for it in items],
+        "generator": [it["generator"] for it in items],
+    }
+
+
 class Collate:
     """Stack the good items as one uint8 tensor (``[B, H, W, 3]``, or ``[B, N, H, W, 3]`` with
     several crops per image) and list the paths of undecodable files under ``"skipped"``.
@@ -217,10 +250,10 @@ def build_loader(
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
-        collate_fn=Collate(dataset.transform.normalizer),
+        collate_fn=collate_features if isinstance(dataset, FeatureDataset) else Collate(dataset.transform.normalizer),
         pin_memory=torch.cuda.is_available(),
         drop_last=train if drop_last is None else drop_last,
-        worker_init_fn=_SeedWorker(dataset) if num_workers > 0 else None,
+        worker_init_fn=_SeedWorker(dataset) if num_workers > 0 and getattr(dataset, "transform", None) else None,
         persistent_workers=False,
     )
 
@@ -248,5 +281,5 @@ def set_loader_epoch(loader: DataLoader, epoch: int, seed: int) -> None:
         sampler.set_epoch(epoch)
     elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
         sampler.generator.manual_seed(seed + epoch)
-    if loader.num_workers == 0:
+    if loader.num_workers == 0 and getattr(loader.dataset, "transform", None) is not None:
         loader.dataset.transform.set_random_seed(seed + epoch)

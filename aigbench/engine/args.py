@@ -222,6 +222,12 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
     g.add_argument("--log_every", type=int, default=20, help="steps between TensorBoard training scalars")
     g.add_argument("--resume", default="", help="checkpoint to continue from ('auto': the latest in --output_dir)")
     g.add_argument(
+        "--cache_features",
+        action="store_true",
+        help="frozen-backbone models (TimmDetector --mode probe, UnivFD): compute the backbone's features of the "
+        "training images once (un-augmented) and train the head on them",
+    )
+    g.add_argument(
         "--keep_last",
         type=int,
         default=0,

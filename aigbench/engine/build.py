@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import inspect
 import json
 import logging
 import os
 import sys
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,7 @@ from aigbench.datasets.layouts import (
 from aigbench.datasets.preprocess import Preprocess, preprocess_from_args
 from aigbench.datasets.sampling import describe_mix, parse_sources, sample_weights
 from aigbench.datasets.transforms import ImageTransform
-from aigbench.engine.checkpoint import load_checkpoint, load_model_weights
+from aigbench.engine.checkpoint import load_checkpoint, load_model_weights, with_frozen_weights
 from aigbench.engine.dist import DistContext
 from aigbench.engine.loggers import atomic_open, safe_name
 from aigbench.errors import ConfigError
@@ -56,7 +58,7 @@ def build_model(args: argparse.Namespace, ctx: DistContext, ddp: bool = True) ->
     # A model whose __init__ takes pretrained_path loads its own (e.g. official) weights.
     if pretrained and "pretrained_path" not in inspect.signature(cls.__init__).parameters:
         state = load_checkpoint(pretrained)
-        load_model_weights(model, state.get("model", state), f"--pretrained_path {pretrained}")
+        load_model_weights(model, with_frozen_weights(model, state, pretrained), f"--pretrained_path {pretrained}")
     model.to(ctx.device)
     if use_channels_last(args, ctx):
         model.to(memory_format=torch.channels_last)
@@ -319,6 +321,70 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
             ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed
         )
     return TrainData(train, val, loaders)
+
+
+def cache_features(
+    args: argparse.Namespace, ctx: DistContext, model: torch.nn.Module, data: TrainData, show_progress: bool = True
+) -> TrainData:
+    """``--cache_features``: compute the frozen backbone's features of every training image once
+    (un-augmented, through the evaluation transform) and train the head on them; validation and
+    tests still run the whole model on images. Without the flag, ``data`` unchanged."""
+    from aigbench.datasets.dataset import FeatureDataset
+    from aigbench.engine.checkpoint import unwrap
+    from aigbench.engine.loop import compute_frozen_features
+
+    if not getattr(args, "cache_features", False):
+        return data
+    inner = unwrap(model)
+    if not (hasattr(inner, "frozen_parts") and inner.frozen_parts()):
+        raise ConfigError(
+            f"--cache_features: {type(inner).__name__} has no frozen backbone (e.g. TimmDetector --mode probe, UnivFD)"
+        )
+    augment = [
+        f
+        for f, on in (
+            ("--hflip", args.hflip),
+            ("--aug_blur_prob", args.aug_blur_prob),
+            ("--aug_jpeg_prob", args.aug_jpeg_prob),
+        )
+        if on
+    ]
+    if augment:
+        log.warning(
+            "--cache_features: the cached features are of un-augmented images; %s do not apply "
+            "(pass --no-hflip and zero probabilities to silence this)",
+            ", ".join(augment),
+        )
+    train_ds = data.train.dataset
+    eval_loader = build_loader(
+        train_ds.view(build_transform(args, False)),
+        eval_batch_size(args),
+        False,
+        args.num_workers,
+        ctx.distributed,
+        args.seed,
+    )
+    start = time.perf_counter()
+    feats, index = compute_frozen_features(model, eval_loader, ctx, show_progress)
+    log.info(
+        "--cache_features: features %s of %d training images computed once in %.1f s (%.1f MB)",
+        list(feats.shape[1:]),
+        len(index),
+        time.perf_counter() - start,
+        feats.numel() * 4 / 2**20,
+    )
+    weights = getattr(data.train.sampler, "weights", None)
+    ds = FeatureDataset(feats, index, train_ds.samples)
+    train = build_loader(
+        ds,
+        args.batch_size,
+        True,
+        0,
+        ctx.distributed,
+        args.seed,
+        weights=None if weights is None else np.asarray(weights)[index],
+    )
+    return dataclasses.replace(data, train=train)
 
 
 def build_train_loader(args: argparse.Namespace, ctx: DistContext) -> DataLoader:

@@ -65,9 +65,11 @@ def save_checkpoint(
     best: Optional[dict[str, Any]] = None,
     name: Optional[str] = None,
 ) -> Path:
-    """Save ``checkpoint-<epoch>.pth`` (or ``name``) atomically and return its path."""
+    """Save ``checkpoint-<epoch>.pth`` (or ``name``) atomically and return its path. A model with a
+    frozen backbone (``frozen_parts()``) is saved without it: only its trainable weights and
+    the backbone's identity, which loading checks."""
     state = {
-        "model": unwrap(model).state_dict(),
+        **model_state(model),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
@@ -78,6 +80,41 @@ def save_checkpoint(
         "aigbench_version": __version__,
     }
     return atomic_torch_save(state, Path(output_dir) / (name or f"checkpoint-{epoch}.pth"))
+
+
+def _frozen_parts(model: torch.nn.Module) -> Optional[dict[str, Any]]:
+    parts = getattr(unwrap(model), "frozen_parts", None)
+    return parts() if callable(parts) else None
+
+
+def model_state(model: torch.nn.Module) -> dict[str, Any]:
+    """``{"model": state dict}``, without the frozen backbone's keys (``{"frozen": ...}`` then says
+    which prefixes were left out and what the backbone is)."""
+    state = unwrap(model).state_dict()
+    parts = _frozen_parts(model)
+    if not parts:
+        return {"model": state}
+    prefixes = tuple(parts["prefixes"])
+    return {"model": {k: v for k, v in state.items() if not k.startswith(prefixes)}, "frozen": _plain(parts)}
+
+
+def with_frozen_weights(model: torch.nn.Module, state: dict[str, Any], source: str) -> dict[str, Any]:
+    """The full state dict of a checkpoint saved without its frozen backbone: the model's own
+    backbone weights (built from the same flags) fill the left-out keys, after checking that
+    the backbone is the one the checkpoint was trained on."""
+    frozen = state.get("frozen")
+    weights = state.get("model", state)
+    if not frozen:
+        return weights
+    parts = _frozen_parts(model) or {}
+    if parts.get("identity") != frozen.get("identity"):
+        raise CheckpointError(
+            f"{source} was trained on the frozen backbone {frozen.get('identity')}, but this model's backbone is "
+            f"{parts.get('identity')}; rebuild the model with the run's flags (its --pretrained_path / --clip_path)"
+        )
+    prefixes = tuple(frozen["prefixes"])
+    own = unwrap(model).state_dict()
+    return {**{k: v for k, v in own.items() if k.startswith(prefixes)}, **weights}
 
 
 def prune_checkpoints(output_dir: Union[str, os.PathLike], keep_last: int) -> list[Path]:
@@ -201,7 +238,7 @@ def resume(
     for key in ("model", "epoch"):
         if key not in state:
             raise CheckpointError(f"{resume_from} has no {key!r} entry; it is not an aigbench training checkpoint")
-    load_model_weights(model, state["model"], resume_from)
+    load_model_weights(model, with_frozen_weights(model, state, resume_from), resume_from)
     if optimizer is not None and state.get("optimizer"):
         optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state.get("scheduler"):
@@ -228,7 +265,7 @@ def load_weights_into(model: torch.nn.Module, path: Union[str, os.PathLike]) -> 
     if str(path) == PRETRAINED:
         return -1
     state = load_checkpoint(path)
-    load_model_weights(model, state.get("model", state), str(path))
+    load_model_weights(model, with_frozen_weights(model, state, str(path)), str(path))
     return int(state.get("epoch", -1)) if isinstance(state.get("epoch", -1), int) else -1
 
 

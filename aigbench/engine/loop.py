@@ -46,10 +46,14 @@ class SkipCounter:
 def _forward(
     model: torch.nn.Module, batch: dict[str, Any], device: torch.device, amp: AmpPolicy, channels_last: bool = False
 ) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    image = model_input(batch, device, channels_last)
     label = batch["label"].to(device, non_blocking=True)
+    if "features" in batch:  # --cache_features: the frozen backbone's features, computed once
+        image = batch["features"].to(device, non_blocking=True)
+        extra = {"features_precomputed": True}
+    else:
+        image, extra = model_input(batch, device, channels_last), {}
     with amp.autocast():
-        out = model(image, label, path=batch["path"], generator=batch["generator"], index=batch["index"])
+        out = model(image, label, path=batch["path"], generator=batch["generator"], index=batch["index"], **extra)
     return out, label, image
 
 
@@ -120,16 +124,18 @@ def train_one_epoch(
     n_steps = len(loader)
     bar = progress(loader, f"train epoch {epoch}", show_progress and ctx.is_main)
     start = time.perf_counter()
+    checked = not validate
     for step, batch in enumerate(bar):
         skipped.add(batch["skipped"])
-        if "image" not in batch:
+        if "label" not in batch:  # every file of the batch was undecodable
             continue
         boundary = (step + 1) % accum_iter == 0 or step + 1 == n_steps
         sync = contextlib.nullcontext() if boundary or not hasattr(model, "no_sync") else model.no_sync()
         with sync:
             out, label, image = _forward(model, batch, ctx.device, amp, channels_last)
-            if validate and first_batch is None:
+            if not checked:
                 validate_output(out, label.shape[0], _model_name(model))
+                checked = True
             loss = out["backward_loss"]
             if scaling and not math.isfinite(float(loss.detach())):
                 nonfinite_streak += 1
@@ -144,7 +150,7 @@ def train_one_epoch(
                 check_finite_loss(loss, f"epoch {epoch}, step {step}", global_step)
             scaled = loss / accum_iter
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        if first_batch is None:
+        if first_batch is None and "features" not in batch:  # cached features are no images to show
             first_batch = {
                 "image": image[:32].detach().cpu(),
                 "label": label[:32].detach().cpu(),
@@ -326,6 +332,33 @@ def predict_views(
             score, image, out = _score_batch(model, view, ctx, channels_last, validate and gatherer.first_batch is None)
             gatherer.add(view, score, image, out)
     return [g.gather(skipped.paths) for g in views]
+
+
+@torch.inference_mode()
+def compute_frozen_features(
+    model: torch.nn.Module, loader: DataLoader, ctx: DistContext, show_progress: bool = True
+) -> tuple[torch.Tensor, np.ndarray]:
+    """``frozen_features`` of every image of ``loader`` (an evaluation loader: no augmentation),
+    gathered from every rank, in dataset order, on the CPU; and the dataset indices that were
+    decodable."""
+    inner = unwrap(model)
+    parts: list[tuple[np.ndarray, torch.Tensor]] = []
+    skipped = SkipCounter()
+    for batch in progress(loader, "features", show_progress and ctx.is_main):
+        skipped.add(batch["skipped"])
+        if "label" not in batch:
+            continue
+        feats = inner.frozen_features(model_input(batch, ctx.device, channels_last_of(inner)))
+        parts.append((batch["index"].numpy(), feats.float().cpu()))
+    local = (
+        np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64),
+        torch.cat([p[1] for p in parts]) if parts else torch.zeros(0),
+    )
+    gathered = all_gather_objects(local)
+    index = np.concatenate([g[0] for g in gathered])
+    feats = torch.cat([g[1] for g in gathered if len(g[0])])
+    index, first = np.unique(index, return_index=True)
+    return feats[torch.from_numpy(first)], index
 
 
 def begin_epoch(loader: DataLoader, epoch: int, seed: int, rank: int = 0) -> None:

@@ -28,6 +28,21 @@ class BinaryDetector(nn.Module):
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.pretrained: bool = False
 
+    def frozen_parts(self) -> Optional[dict[str, Any]]:
+        """A frozen backbone: ``{"prefixes": state-dict key prefixes of the frozen part, "identity":
+        what its weights are}``, or None. Checkpoints then store only the trainable weights and
+        that identity; ``--cache_features`` computes ``frozen_features`` once and trains
+        :meth:`forward_head` on them."""
+        return None
+
+    def frozen_features(self, image: torch.Tensor) -> torch.Tensor:
+        """Features of the frozen part (only called when :meth:`frozen_parts` is not None)."""
+        raise NotImplementedError
+
+    def forward_head(self, features: torch.Tensor, label: torch.Tensor) -> dict[str, Any]:
+        """The output dict from precomputed ``frozen_features``."""
+        raise NotImplementedError
+
     def outputs(
         self, logit: torch.Tensor, label: torch.Tensor, visual_image: Optional[Mapping[str, torch.Tensor]] = None
     ) -> dict[str, Any]:
@@ -55,6 +70,12 @@ def float32_region(device_type: str) -> Iterator[None]:
         return
     with torch.autocast(device_type, enabled=False):
         yield
+
+
+def weights_identity(path: str) -> dict[str, Any]:
+    """What a weight file is, cheaply: its name and size (``""`` when none was loaded)."""
+    p = Path(path) if path else None
+    return {"file": p.name if p else "", "bytes": p.stat().st_size if p and p.is_file() else 0}
 
 
 def read_state_dict(path: Union[str, os.PathLike], flag: str = "--pretrained_path") -> dict[str, torch.Tensor]:

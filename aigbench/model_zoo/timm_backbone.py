@@ -23,7 +23,7 @@ from torch import nn
 
 from aigbench.datasets.preprocess import Preprocess
 from aigbench.engine.checkpoint import load_model_weights
-from aigbench.model_zoo.base import BinaryDetector, read_state_dict
+from aigbench.model_zoo.base import BinaryDetector, read_state_dict, weights_identity
 from aigbench.registry import MODELS
 
 
@@ -120,6 +120,7 @@ class TimmDetector(BinaryDetector):
     ) -> None:
         super().__init__()
         self.mode = mode
+        self.backbone_name, self.pretrained_path = backbone, pretrained_path
         self.backbone = create_backbone(backbone, image_size, pretrained_path, drop_rate=drop_rate)
         self.pretrained = bool(pretrained_path)
         if mode == "probe" and not self.pretrained:
@@ -147,9 +148,25 @@ class TimmDetector(BinaryDetector):
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         if self.mode == "probe":
-            with torch.no_grad():
-                return self.backbone(image)
+            return self.frozen_features(image)
         return self.backbone(image)
 
+    def frozen_parts(self) -> Optional[dict[str, Any]]:
+        if self.mode != "probe":
+            return None
+        return {
+            "prefixes": ["backbone."],
+            "identity": {"backbone": self.backbone_name, **weights_identity(self.pretrained_path)},
+        }
+
+    def frozen_features(self, image: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.backbone(image)
+
+    def forward_head(self, features: torch.Tensor, label: torch.Tensor) -> dict[str, Any]:
+        return self.outputs(self.head(features).squeeze(1), label)
+
     def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self.outputs(self.head(self.features(image)).squeeze(1), label)
+        if kwargs.get("features_precomputed"):  # --cache_features: ``image`` holds frozen_features
+            return self.forward_head(image, label)
+        return self.forward_head(self.features(image), label)

@@ -29,14 +29,14 @@ from __future__ import annotations
 import logging
 import zipfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import torch
 from torch import nn
 
 from aigbench.datasets.preprocess import Preprocess
 from aigbench.engine.checkpoint import CheckpointError, load_model_weights
-from aigbench.model_zoo.base import BinaryDetector, read_state_dict
+from aigbench.model_zoo.base import BinaryDetector, read_state_dict, weights_identity
 from aigbench.registry import MODELS
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -102,6 +102,7 @@ class UnivFD(BinaryDetector):
         import timm
 
         timm_name, dim = CLIP_MODELS[clip_model]
+        self.clip_model, self.clip_path = clip_model, clip_path
         self.encoder = timm.create_model(timm_name, pretrained=False, num_classes=dim, img_size=image_size)
         if clip_path:
             load_clip_visual(self.encoder, clip_path, trust_torchscript)
@@ -137,7 +138,20 @@ class UnivFD(BinaryDetector):
         self.encoder.eval()  # frozen: dropout/drop-path stay off
         return self
 
-    def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def frozen_parts(self) -> Optional[dict[str, Any]]:
+        return {
+            "prefixes": ["encoder."],
+            "identity": {"clip_model": self.clip_model, **weights_identity(self.clip_path)},
+        }
+
+    def frozen_features(self, image: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            features = self.encoder(image)
+            return self.encoder(image)
+
+    def forward_head(self, features: torch.Tensor, label: torch.Tensor) -> dict[str, Any]:
         return self.outputs(self.fc(features).squeeze(1), label)
+
+    def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if kwargs.get("features_precomputed"):  # --cache_features: ``image`` holds frozen_features
+            return self.forward_head(image, label)
+        return self.forward_head(self.frozen_features(image), label)
