@@ -23,6 +23,7 @@ EXPECTED = {
     "sliding_windows.py",
     "cross_generator_mymodel.sh",
     "sliding_windows_mymodel.sh",
+    "train_slurm.sh",
 }
 
 

@@ -251,3 +251,66 @@ def test_cache_features_trains_the_head_on_features_computed_once(project, subse
     ckpt = torch.load(project / "probe_True" / "checkpoint-2.pth", weights_only=True)
     assert set(ckpt["model"]) == {"head.weight", "head.bias"}
     script(project, "test.py", "--output_dir", "probe_True", "--test_data_json", str(subsets["test"]), "--threads", "1")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _two_node_run(project, script_name: str, *args: str) -> None:
+    """``script_name`` under two torchrun agents (``--nnodes 2``, one process each) that meet
+    through torchrun's c10d rendezvous on 127.0.0.1, as two machines would."""
+    import os
+    import subprocess
+    import sys
+
+    port = _free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "2",
+        "--nproc_per_node",
+        "1",
+        "--rdzv_backend",
+        "c10d",
+        "--rdzv_endpoint",
+        f"127.0.0.1:{port}",
+        "--rdzv_id",
+        f"t{port}",
+        script_name,
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        *args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    agents = [
+        subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outs = [a.communicate(timeout=600)[0] for a in agents]
+    assert all(a.returncode == 0 for a in agents), "\n----\n".join(o[-3000:] for o in outs)
+
+
+def test_two_nodes_by_torchrun_rendezvous_train_and_test_like_one_process(project, subsets):
+    import json
+
+    _two_node_run(
+        project, "train.py", *data_flags(subsets), "--epochs", "1", "--val_split", "0.2", "--output_dir", "nodes"
+    )
+    cfg = json.loads((project / "nodes" / "config.json").read_text())
+    assert cfg["world_size"] == 2 and (project / "nodes" / "checkpoint-0.pth").is_file()
+    test_flags = ["--output_dir", "nodes", "--test_data_json", str(subsets["test"]), "--checkpoint", "0"]
+    _two_node_run(project, "test.py", *test_flags)
+    two = json.loads((project / "nodes" / "test" / "checkpoint-0" / "test" / "metrics.json").read_text())
+    script(project, "test.py", *test_flags, "--device", "cpu", "--threads", "1")
+    one = json.loads((project / "nodes" / "test" / "checkpoint-0" / "test" / "metrics.json").read_text())
+    assert one["metrics"]["n"] == two["metrics"]["n"] == 201  # every image exactly once
+    assert one["metrics"] == two["metrics"]

@@ -254,7 +254,10 @@ def build_loader(
         pin_memory=torch.cuda.is_available(),
         drop_last=train if drop_last is None else drop_last,
         worker_init_fn=_SeedWorker(dataset) if num_workers > 0 and getattr(dataset, "transform", None) else None,
-        persistent_workers=False,
+        # Evaluation workers live as long as their loader (every validation, test and sweep of a
+        # run); training workers start each epoch, seeded from --seed and the epoch, so that a
+        # resumed run draws exactly the augmentations of an uninterrupted one.
+        persistent_workers=num_workers > 0 and not train,
     )
 
 

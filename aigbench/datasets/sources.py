@@ -209,8 +209,12 @@ def _image_value(value: Any) -> Optional[bytes]:
 def _parquet_row(file: str, row: int) -> Optional[bytes]:
     import pyarrow.parquet as pq
 
-    pf = _PARQUET.get(file) or _remember(_PARQUET, file, pq.ParquetFile(file))
-    starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
+    opened = _PARQUET.get(file)
+    if opened is None:  # the file and its row-group starts, once per process (not once per row)
+        pf = pq.ParquetFile(file)
+        starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
+        opened = _remember(_PARQUET, file, (pf, starts))
+    pf, starts = opened
     group = int(np.searchsorted(starts, row, side="right") - 1)
     key = (file, group)
     values = _GROUPS.get(key)

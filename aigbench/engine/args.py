@@ -68,7 +68,10 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--eval_crops", type=int, default=5, choices=[5, 10], help="crops of --eval_crop multicrop")
     g.add_argument("--batch_size", type=int, default=64, help="images per process per step")
     g.add_argument(
-        "--num_workers", type=int, default=0, help="DataLoader worker processes (0: load in the main process)"
+        "--num_workers",
+        default="auto",
+        help="DataLoader worker processes: auto (on CUDA one per CPU of this process's share, at most 8; on the "
+        "CPU 0), or a number (0: load in the main process)",
     )
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     g.add_argument(
@@ -349,6 +352,13 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
     for flag in ("val_split", "test_split"):
         if not 0.0 <= getattr(args, flag, 0.0) < 1.0:
             parser.error(f"--{flag} must be a fraction in [0, 1), got {getattr(args, flag)}")
+    if str(args.num_workers) == "auto":
+        from aigbench.engine.threads import auto_workers
+
+        args.num_workers = auto_workers(args.device)
+    elif not str(args.num_workers).isdigit():
+        parser.error(f"--num_workers takes auto or a number >= 0, got {args.num_workers!r}")
+    args.num_workers = int(args.num_workers)
     if not 0.0 <= getattr(args, "threshold", 0.5) <= 1.0:
         parser.error(f"--threshold must be a score in [0, 1], got {args.threshold}")
     if getattr(args, "bootstrap", 0) < 0:

@@ -21,6 +21,7 @@ from aigbench.engine.amp import MAX_SKIPPED_STEPS, AmpPolicy, as_policy
 from aigbench.engine.checkpoint import unwrap
 from aigbench.engine.contract import NonFiniteLossError, check_finite_loss, scalar_dict, validate_output
 from aigbench.engine.dist import DistContext, all_gather_objects, all_reduce_mean, broadcast_buffers
+from aigbench.engine.memory import TRIM_EVERY, trim_heap
 
 log = logging.getLogger("aigbench")
 
@@ -185,6 +186,7 @@ def train_one_epoch(
                 logger.scalars("train_step", values, global_step)
     if hasattr(bar, "close"):
         bar.close()
+    trim_heap()
     elapsed = time.perf_counter() - start
     stats = {k: v / max(count, 1) for k, v in sums.items()}
     stats = all_reduce_mean(stats, ctx.device)
@@ -323,14 +325,17 @@ def predict_views(
     model.eval()
     skipped = SkipCounter()
     views = [_Gatherer() for _ in range(max(1, n_views))]
-    for batch in progress(loader, desc, show_progress and ctx.is_main):
+    for step, batch in enumerate(progress(loader, desc, show_progress and ctx.is_main)):
         skipped.add(batch["skipped"])
+        if step % TRIM_EVERY == TRIM_EVERY - 1:
+            trim_heap()  # keeps a long evaluation's memory flat (aigbench.engine.memory)
         if "image" not in batch:
             continue
         for v, gatherer in enumerate(views):
             view = {**batch, "image": batch["image"][:, v]} if n_views else batch
             score, image, out = _score_batch(model, view, ctx, channels_last, validate and gatherer.first_batch is None)
             gatherer.add(view, score, image, out)
+    trim_heap()
     return [g.gather(skipped.paths) for g in views]
 
 

@@ -57,6 +57,24 @@ def choose_threads(requested: Optional[int], local_processes: int = 1, num_worke
     return n, f"{how} / {local_processes} process(es) on this node - {num_workers} loader worker(s)"
 
 
+MAX_AUTO_WORKERS = 8
+
+
+def auto_workers(device: str) -> int:
+    """``--num_workers auto``: on a GPU, decoding must keep up with the device: one worker per
+    usable CPU of this process's share of the node, less one for the main process (at most
+    :data:`MAX_AUTO_WORKERS`). On the CPU the cores already run the model: 0 (load in the main
+    process, measured fastest on the 2-core development machine)."""
+    import torch
+
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if not cuda:
+        return 0
+    cpus, _ = available_cpus()
+    per_process = cpus // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(MAX_AUTO_WORKERS, per_process - 1))
+
+
 def apply_threads(requested: Optional[int], num_workers: int = 0) -> int:
     """Set torch's intra-op threads (:func:`choose_threads`) and log the choice once."""
     import torch
