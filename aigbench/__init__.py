@@ -11,6 +11,6 @@ __version__ = "0.2.0"
 
 # OpenMP threads that spin while they wait take CPUs from loader workers and other jobs
 # (measured in benchmarks/threads.py). libgomp reads this once, when torch loads it: set it
-# before torch is imported, unless the user chose a policy.
-if "torch" not in _sys.modules:
-    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# before torch is imported, unless the user chose a policy (OMP_WAIT_POLICY or GOMP_SPINCOUNT).
+if "torch" not in _sys.modules and not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(_os.environ):
+    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"

@@ -4,8 +4,9 @@ Trains the demo (``MyModel`` on the embedded CIFAKE images, 32x32, batch 32) wit
 
 * ``default``: what aigbench does with no flag (OMP_WAIT_POLICY=PASSIVE, intra-op threads =
   the CPUs this process may use);
-* ``spin``: torch's own default (OMP_WAIT_POLICY unset -> libgomp spins while waiting), same threads;
-* ``threads=1`` and ``threads=N`` (N = usable CPUs) set by hand with ``--threads``.
+* ``spin forever`` (OMP_WAIT_POLICY=ACTIVE), ``spin 300k`` (GOMP_SPINCOUNT=300000: libgomp's
+  own default when no policy is set, i.e. torch's default) and ``spin 30k``, same threads;
+* ``threads=1`` set by hand with ``--threads``.
 
 Each configuration runs ``--rounds`` times, interleaved, on an idle machine and again with one
 competing CPU-bound process (``while True: pass``). Images/s are read from ``log.jsonl``
@@ -73,9 +74,10 @@ def main() -> None:
     base_env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
     configs = {
         "default": ([], {}),
-        "spin": ([], {"OMP_WAIT_POLICY": "ACTIVE"}),
+        "spin forever": ([], {"OMP_WAIT_POLICY": "ACTIVE"}),
+        "spin 300k": ([], {"GOMP_SPINCOUNT": "300000"}),  # libgomp's own default (policy unset)
+        "spin 30k": ([], {"GOMP_SPINCOUNT": "30000"}),
         "threads=1": (["--threads", "1"], {}),
-        f"threads={n}": (["--threads", str(n)], {}),
     }
     print(f"usable CPUs: {n} ({how})", flush=True)
     results: dict[str, dict[str, list[float]]] = {}

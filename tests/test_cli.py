@@ -24,6 +24,7 @@ EXPECTED = {
     "cross_generator_mymodel.sh",
     "sliding_windows_mymodel.sh",
     "train_slurm.sh",
+    "sweep_space.yaml",
 }
 
 

@@ -203,3 +203,50 @@ def test_tensorboard_gets_pr_curves_and_one_robustness_figure_per_perturbation(t
     rob = EventAccumulator(str(trained / "run" / "tensorboard" / "robustness"), size_guidance={"images": 0})
     rob.Reload()
     assert {"robustness_figure/jpeg", "robustness_figure/social"} <= set(rob.Tags()["images"])
+
+
+def test_ensemble_averages_the_runs_scores_on_the_same_images(trained, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    script(
+        trained,
+        "train.py",
+        "--data_path",
+        str(trained / "train.json"),
+        "--test_data_path",
+        str(trained / "test.json"),
+        "--epochs",
+        "1",
+        "--output_dir",
+        "run2",
+        "--width",
+        "4",
+        "--seed",
+        "7",
+        "--device",
+        "cpu",
+    )
+    script(trained, "test.py", "--output_dir", "run2", "--device", "cpu")
+    out = tmp_path / "ens"
+    proc = bench(
+        "ensemble", str(trained / "run"), str(trained / "run2"), "--out", str(out), "--bootstrap", "100", cwd=trained
+    )
+    assert "ensemble (mean of 2)" in proc.stdout
+    a = {
+        r["path"]: float(r["score"])
+        for r in _csv(trained / "run" / "test" / "checkpoint-best" / "cifake" / "predictions.csv")
+    }
+    b_dir = sorted((trained / "run2" / "test").iterdir())[-1]
+    b = {r["path"]: float(r["score"]) for r in _csv(b_dir / "cifake" / "predictions.csv")}
+    rows = _csv(out / "cifake" / "predictions.csv")
+    assert len(rows) == len(a) == 120
+    for r in rows:
+        assert float(r["score"]) == pytest.approx((a[r["path"]] + b[r["path"]]) / 2, abs=1e-6)
+    m = json.loads((out / "cifake" / "metrics.json").read_text())
+    y = [float(r["label"]) for r in rows]
+    assert m["metrics"]["auroc"] == pytest.approx(roc_auc_score(y, [float(r["score"]) for r in rows]))
+    assert m["ci"]["n_boot"] == 100 and set(m["per_generator"]) == {"gan", "sd"}
+    table = _csv(out / "ensemble.csv")
+    assert [t["run"] for t in table][-1] == "ensemble (mean of 2)" and len(table) == 3
+    alone = bench("ensemble", str(trained / "run"), cwd=trained, check=False)
+    assert alone.returncode and "two runs or more" in alone.stderr

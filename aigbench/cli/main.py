@@ -1,4 +1,4 @@
-"""``bench``: init, models, env, data check, predict, report."""
+"""``bench``: init, models, env, data check, predict, report, ensemble, sweep."""
 
 from __future__ import annotations
 
@@ -256,6 +256,51 @@ def report(runs: tuple[str, ...], out: str) -> None:
         raise click.ClickException(str(e)) from None
     for path in written.values():
         click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--out", default="ensemble", show_default=True, type=click.Path(file_okay=False))
+@click.option("--method", type=click.Choice(["mean", "median"]), default="mean", show_default=True)
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="threshold of accuracy")
+@click.option("--bootstrap", type=int, default=0, help="95% bootstrap CIs from N replicates")
+@click.option("--seed", type=int, default=0, show_default=True)
+def ensemble(runs: tuple[str, ...], out: str, method: str, threshold: float, bootstrap: int, seed: int) -> None:
+    """Average the scores of several runs' predictions.csv on the same test images and report
+    the ensemble's metrics beside each run's (OUT/ensemble.csv, OUT/<dataset>/metrics.json)."""
+    from aigbench.engine.ensemble import ensemble_runs, ensemble_table
+    from aigbench.errors import AigbenchError
+
+    try:
+        ensemble_runs(runs, out, method, threshold, bootstrap, seed)
+    except AigbenchError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(ensemble_table(Path(out) / "ensemble.csv"))
+    click.echo(f"wrote {Path(out) / 'ensemble.csv'}")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("space", type=click.Path(dir_okay=False, exists=True))
+@click.option("--out", default="output_dir/sweep", show_default=True, type=click.Path(file_okay=False))
+@click.option("--n_trials", type=int, default=None, help="total trials (default: the file's n_trials)")
+@click.pass_context
+def sweep(ctx: click.Context, space: str, out: str, n_trials: Optional[int]) -> None:
+    """Hyperparameter search over train.py's flags with Optuna (grid, random or TPE, median
+    pruning on the per-epoch validation metric, resumable from OUT/sweep.db). Extra flags after
+    the options go to every trial's train.py. See sweep_space.yaml from `bench init`."""
+    from aigbench.engine.runtime import setup_single_process_logging
+    from aigbench.errors import AigbenchError
+    from aigbench.protocols.sweep import run_sweep
+
+    setup_single_process_logging()
+    try:
+        study = run_sweep(space, out, list(ctx.args), n_trials)
+    except AigbenchError as e:
+        raise click.ClickException(str(e)) from None
+    done = [t for t in study.trials if t.value is not None]
+    if done:
+        click.echo(f"best trial {study.best_trial.number}: {study.best_value:.4f} with {study.best_params}")
+    click.echo(f"wrote {Path(out) / 'trials.csv'}")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -6,7 +6,7 @@ import csv
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -40,6 +40,24 @@ def score_predictions(
     bootstrap: int = 0,
     seed: int = 0,
 ) -> dict[str, Any]:
+    """:func:`score_arrays` of a dataset's predictions (generators from its samples), with the
+    undecodable files that were skipped."""
+    generators = loader.dataset.samples.generators[preds.index]
+    result = score_arrays(preds.label, preds.score, generators, threshold, val_threshold, calibrate, bootstrap, seed)
+    result.update({"n_skipped": len(preds.skipped), "skipped": preds.skipped})
+    return result
+
+
+def score_arrays(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    generators: Sequence[str],
+    threshold: float = 0.5,
+    val_threshold: Optional[Mapping[str, Any]] = None,
+    calibrate: bool = False,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Metrics, the per-generator breakdown (with its pairing of reals) and the summary rows,
     the threshold-free figures (EER, TPR at low FPR, oracle accuracy) and calibration (Brier,
     NLL, ECE). ``bootstrap`` > 0 adds 95 % confidence intervals of accuracy, AUROC and AP
@@ -49,9 +67,8 @@ def score_predictions(
     threshold-based metrics at that threshold under ``at_val_threshold``. ``calibrate`` (on
     validation data only) adds ``calibrated_threshold``, chosen by :data:`THRESHOLD_RULE`.
     """
-    generators = loader.dataset.samples.generators[preds.index]
-    metrics = compute_metrics(preds.label, preds.score, threshold)
-    breakdown = generator_breakdown(preds.label, preds.score, generators, threshold)
+    metrics = compute_metrics(labels, scores, threshold)
+    breakdown = generator_breakdown(labels, scores, generators, threshold)
     pairings = sorted(set(breakdown["pairing"].values()))
     result: dict[str, Any] = {
         "metrics": metrics,
@@ -63,21 +80,19 @@ def score_predictions(
         },
         "real_pools": breakdown["real_pools"],
         "summary": breakdown["summary"],
-        "threshold_free": threshold_free_metrics(preds.label, preds.score),
-        "calibration": calibration_metrics(preds.label, preds.score),
+        "threshold_free": threshold_free_metrics(labels, scores),
+        "calibration": calibration_metrics(labels, scores),
         "notes": [n for n in (one_class_note(metrics),) if n],
-        "n_skipped": len(preds.skipped),
-        "skipped": preds.skipped,
     }
     if bootstrap > 0:
-        result["ci"] = bootstrap_ci(preds.label, preds.score, threshold, bootstrap, seed)
+        result["ci"] = bootstrap_ci(labels, scores, threshold, bootstrap, seed)
     if calibrate:
-        t = youden_threshold(preds.label, preds.score)
+        t = youden_threshold(labels, scores)
         result["calibrated_threshold"] = (
             None if t is None else {"threshold": t, "rule": THRESHOLD_RULE, "source": "validation"}
         )
     if val_threshold is not None:
-        at = compute_metrics(preds.label, preds.score, float(val_threshold["threshold"]))
+        at = compute_metrics(labels, scores, float(val_threshold["threshold"]))
         keep = ("accuracy", "real_acc", "fake_acc", "balanced_acc", "f1", "threshold")
         result["at_val_threshold"] = {**{k: at[k] for k in keep}, **{k: v for k, v in val_threshold.items()}}
     return result

@@ -209,3 +209,15 @@ def trials_figure(trials: Sequence[Mapping[str, Any]], metric: str = "value") ->
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
+
+
+def importance_figure(importance: Mapping[str, float]) -> Optional[Figure]:
+    """Optuna's parameter importances as horizontal bars, most important on top."""
+    if not importance:
+        return None
+    names = sorted(importance, key=lambda k: importance[k])
+    fig = Figure(figsize=(5, 0.5 * len(names) + 1.5))
+    ax = fig.subplots()
+    ax.barh(names, [importance[k] for k in names])
+    ax.set(xlabel="importance", title="parameter importance")
+    return fig

@@ -52,6 +52,7 @@ class Run:
     robustness: list[dict[str, Any]] = field(default_factory=list)
     matrices: dict[str, Path] = field(default_factory=dict)
     trials: list[dict[str, Any]] = field(default_factory=list)
+    importance: dict[str, float] = field(default_factory=dict)
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -102,6 +103,8 @@ def load_run(path: Union[str, os.PathLike]) -> Run:
             run.matrices[name] = root / f"{name}.csv"
     if (root / "trials.csv").is_file():
         run.trials = _read_csv(root / "trials.csv")
+    if (root / "importance.json").is_file():
+        run.importance = json.loads((root / "importance.json").read_text(encoding="utf-8")).get("importance") or {}
     if not (run.config or run.datasets or run.robustness or run.matrices or run.trials):
         raise ConfigError(
             f"{path}: holds no run results (config.json, test/, robustness/, cross_generator.csv, windows.csv or "
@@ -249,7 +252,12 @@ def _run_section(run: Run, images: _Images) -> dict[str, Any]:
         keep = [j for j, c in enumerate(cols) if c not in ("mean", "past", "current", "next")]
         fig = plots.heatmap(m[:, keep], rows, [cols[j] for j in keep], f"{name} ({corner})", "tested on", "trained on")
         figs.append(images.add(fig, f"{run.name}_{name}", f"{name} heatmap"))
-    figs.append(images.add(plots.trials_figure(run.trials), f"{run.name}_trials", "sweep trials"))
+    figs.append(images.add(plots.trials_figure(run.trials), f"{run.name}_trials", "sweep: the metric per trial"))
+    figs.append(
+        images.add(
+            plots.importance_figure(run.importance), f"{run.name}_importance", "sweep: parameter importance (Optuna)"
+        )
+    )
     for n, d in run.datasets.items():
         grid = plots.mistakes_grid(confident_mistakes(d))
         figs.append(images.add(grid, f"{run.name}_{n}_mistakes", f"most confident mistakes, {n}"))
