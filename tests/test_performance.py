@@ -197,18 +197,25 @@ def test_frozen_backbone_checkpoints_hold_the_head_and_the_backbones_identity(tm
     path = save_checkpoint(tmp_path, 0, probe)
     state = load_checkpoint(path)
     assert set(state["model"]) == {"head.weight", "head.bias"}
-    assert state["frozen"]["identity"] == {
-        "backbone": "resnet18",
-        "file": "resnet18_weights.pth",
-        "bytes": resnet_weights.stat().st_size,
-    }
+    identity = state["frozen"]["identity"]
+    assert identity["backbone"] == "resnet18" and identity["file"] == "resnet18_weights.pth"
+    assert identity["bytes"] == resnet_weights.stat().st_size and len(identity["sha256_head_tail"]) == 64
     again = TimmDetector("resnet18", mode="probe", pretrained_path=str(resnet_weights), image_size=32)
     load_weights_into(again, path)
     for k, v in probe.state_dict().items():
         assert torch.equal(again.state_dict()[k], v), k
-    other = TimmDetector("resnet18", mode="probe", image_size=32)  # random backbone: not the trained one
+    import timm
+
+    twin = tmp_path / "other" / "resnet18_weights.pth"  # same name and size, other weights
+    twin.parent.mkdir()
+    torch.manual_seed(1)
+    torch.save(timm.create_model("resnet18", num_classes=0).state_dict(), twin)
+    assert twin.stat().st_size == resnet_weights.stat().st_size
+    other = TimmDetector("resnet18", mode="probe", pretrained_path=str(twin), image_size=32)
     with pytest.raises(CheckpointError, match="frozen backbone"):
         load_weights_into(other, path)
+    random_probe = TimmDetector("resnet18", mode="probe", image_size=32)  # no weight file: saved whole
+    assert "backbone.conv1.weight" in load_checkpoint(save_checkpoint(tmp_path, 2, random_probe))["model"]
     tuned = TimmDetector("resnet18", mode="tune", image_size=32)
     assert "backbone.conv1.weight" in load_checkpoint(save_checkpoint(tmp_path, 1, tuned))["model"]
 

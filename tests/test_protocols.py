@@ -137,3 +137,33 @@ def test_sliding_windows_from_the_rendered_script(project, genimage_tree):
     assert table[1][5] == table[1][2] and table[1][3] == ""  # next = w1; w0 has no past
     assert info["mean_next"] == pytest.approx(float(table[1][5]), abs=1e-5)
     assert len(load_samples(str(genimage_tree), "train", "auto")) == 320  # the data was never changed
+
+
+def test_a_finished_cell_trained_with_other_flags_is_not_reused(tmp_path):
+    import argparse
+
+    from aigbench.protocols.common import TRAIN_DONE, ProtocolError, run_cell
+
+    cell = tmp_path / "train_w0"
+    cell.mkdir()
+    (cell / TRAIN_DONE).write_text(json.dumps({"train_flags": ["--generators", "a,b"], "passthrough": []}))
+    args = argparse.Namespace(test_data_path=str(tmp_path), layout="auto", label_map="")
+    with pytest.raises(ProtocolError, match="use another --output_dir"):
+        run_cell(cell, args, ["--generators", "a,b,c"], [])
+
+
+def test_window_metrics_pair_each_generator_with_its_own_or_the_pooled_reals():
+    from sklearn.metrics import roc_auc_score
+
+    from aigbench.metrics.binary import group_metrics
+
+    y = np.array([0, 0, 1, 1, 0, 1, 1, 0, 0])
+    s = np.array([0.1, 0.4, 0.8, 0.3, 0.2, 0.9, 0.6, 0.5, 0.7])
+    g = np.array(["own", "own", "own", "own", "", "fo", "fo", "", "other"])  # "other": a real pool
+    m = group_metrics(y, s, g, ["own", "fo"])
+    # own: its fakes and reals; fo (fakes only): its fakes and the pooled reals ("" and "other")
+    sel = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1], dtype=bool)
+    assert m["n"] == 9 and m["auroc"] == pytest.approx(roc_auc_score(y[sel], s[sel]))
+    only_fo = group_metrics(y, s, g, ["fo"])
+    pick = np.isin(g, ["fo", "", "other"])
+    assert only_fo["n"] == int(pick.sum()) and only_fo["auroc"] == pytest.approx(roc_auc_score(y[pick], s[pick]))

@@ -297,7 +297,7 @@ def sweep(ctx: click.Context, space: str, out: str, n_trials: Optional[int]) -> 
         study = run_sweep(space, out, list(ctx.args), n_trials)
     except AigbenchError as e:
         raise click.ClickException(str(e)) from None
-    done = [t for t in study.trials if t.value is not None]
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
     if done:
         click.echo(f"best trial {study.best_trial.number}: {study.best_value:.4f} with {study.best_params}")
     click.echo(f"wrote {Path(out) / 'trials.csv'}")

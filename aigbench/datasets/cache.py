@@ -47,17 +47,15 @@ class DecodedCache:
         return int(self.buffer.nbytes)
 
 
-def _decode_all(samples: Sequence[Sample], threads: int) -> list[Optional[np.ndarray]]:
+DECODE_CHUNK = 2048
+
+
+def _decoded_chunks(samples: Sequence[Sample], threads: int):
+    """Decoded images, ``DECODE_CHUNK`` at a time: memory holds one chunk, not the dataset."""
     paths = [s.path for s in samples]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # OpenCV decodes without the GIL
-        return list(pool.map(load_image, paths, chunksize=64))
-
-
-def _layout(images: Sequence[Optional[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    shapes = np.array([(0, 0) if im is None else im.shape[:2] for im in images], dtype=np.int64).reshape(-1, 2)
-    sizes = shapes[:, 0] * shapes[:, 1] * 3
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    return offsets, shapes
+        for start in range(0, len(paths), DECODE_CHUNK):
+            yield list(pool.map(load_image, paths[start : start + DECODE_CHUNK]))
 
 
 def build_cache(
@@ -85,20 +83,38 @@ def build_cache(
                 buffer = np.memmap(base.with_suffix(".u8"), dtype=np.uint8, mode="r")
                 log.info("decoded cache %s: reused (%.1f MB)", base.with_suffix(".u8"), buffer.nbytes / 2**20)
                 return DecodedCache(buffer, idx["offsets"], idx["shapes"])
-    images = _decode_all(samples, threads)
-    offsets, shapes = _layout(images)
-    total = int((shapes[:, 0] * shapes[:, 1] * 3).sum())
-    if mode == "ram":
-        buffer = np.empty(total, dtype=np.uint8)
-    else:
-        base.parent.mkdir(parents=True, exist_ok=True)
-        buffer = np.memmap(base.with_suffix(".u8"), dtype=np.uint8, mode="w+", shape=(max(total, 1),))
-    for im, off in zip(images, offsets):
-        if im is not None:
-            buffer[off : off + im.size] = im.reshape(-1)
+    shapes = np.zeros((len(samples), 2), dtype=np.int64)
+    offsets = np.zeros(len(samples), dtype=np.int64)
+    pieces: list[np.ndarray] = []
+    total, i = 0, 0
+    sink = None
     if mode == "disk":
-        buffer.flush()
-        np.savez(index_file, offsets=offsets, shapes=shapes, paths=np.array([s.path for s in samples]))
-        buffer = np.memmap(base.with_suffix(".u8"), dtype=np.uint8, mode="r")
-    log.info("decoded cache (%s) of %s: %d image(s), %.1f MB", mode, name, len(images), total / 2**20)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        tmp = base.with_name(f".{base.name}.{os.getpid()}.u8.tmp")
+        sink = open(tmp, "wb")
+    try:
+        for chunk in _decoded_chunks(samples, threads):
+            for im in chunk:
+                offsets[i] = total
+                if im is not None:
+                    shapes[i] = im.shape[:2]
+                    flat = np.ascontiguousarray(im).reshape(-1)
+                    total += flat.size
+                    if sink is not None:
+                        sink.write(flat.tobytes())
+                    else:
+                        pieces.append(flat)
+                i += 1
+    finally:
+        if sink is not None:
+            sink.close()
+    if mode == "ram":
+        buffer: np.ndarray = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
+    else:
+        index_tmp = base.with_name(f".{base.name}.{os.getpid()}.index.npz")
+        np.savez(index_tmp, offsets=offsets, shapes=shapes, paths=np.array([s.path for s in samples]))
+        os.replace(tmp, base.with_suffix(".u8"))  # complete files only, whoever wrote them
+        os.replace(index_tmp, index_file)
+        buffer = np.memmap(base.with_suffix(".u8"), dtype=np.uint8, mode="r") if total else np.zeros(0, np.uint8)
+    log.info("decoded cache (%s) of %s: %d image(s), %.1f MB", mode, name, len(samples), total / 2**20)
     return DecodedCache(buffer, offsets, shapes)

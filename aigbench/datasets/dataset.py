@@ -186,6 +186,8 @@ def model_input(batch: dict[str, Any], device: torch.device, channels_last: bool
     """The batch's uint8 images moved to ``device`` (asynchronously from pinned memory) and
     normalized there: the float ``[B, 3, H, W]`` input of ``model.forward``."""
     images = batch["image"].to(device, non_blocking=True)
+    if images.is_floating_point():  # a batch made by hand, already normalized
+        return images.contiguous(memory_format=torch.channels_last) if channels_last else images
     return batch["normalizer"].on_device(images, channels_last)
 
 

@@ -220,7 +220,12 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
     g.add_argument("--weight_decay", type=float, default=0.05)
     g.add_argument("--warmup_epochs", type=float, default=1.0)
     g.add_argument("--accum_iter", type=int, default=1, help="gradient accumulation steps per optimizer step")
-    g.add_argument("--test_period", type=int, default=1, help="test every N epochs (and after the last)")
+    g.add_argument(
+        "--test_period",
+        type=int,
+        default=1,
+        help="test every N epochs (and after the last); validation runs every epoch",
+    )
     g.add_argument("--best_metric", default="accuracy", help="validation metric that picks checkpoint-best.pth")
     g.add_argument("--log_every", type=int, default=20, help="steps between TensorBoard training scalars")
     g.add_argument("--resume", default="", help="checkpoint to continue from ('auto': the latest in --output_dir)")

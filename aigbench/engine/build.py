@@ -230,10 +230,11 @@ def make_dataset(
     if mode != "none":
         folder = Path(args.output_dir) / "cache"
         shared = mode == "disk" and torch.distributed.is_available() and torch.distributed.is_initialized()
-        if shared and torch.distributed.get_rank() != 0:
-            torch.distributed.barrier()  # rank 0 writes the file; the others then map it
+        builder = int(os.environ.get("LOCAL_RANK", "0")) == 0  # one per node: output_dir may be node-local
+        if shared and not builder:
+            torch.distributed.barrier()  # each node's first rank writes the file; the others then map it
         cache = build_cache(samples, mode, folder, name)
-        if shared and torch.distributed.get_rank() == 0:
+        if shared and builder:
             torch.distributed.barrier()
     return ImageDataset(samples, transform, name, substitute=substitute, cache=cache)
 

@@ -147,6 +147,8 @@ def predict_images(
         source,
     )
     preds = predict(model, loader, ctx, amp_policy(ctx.device, args.amp), desc="predict", show_progress=show_progress)
+    if len(preds.skipped) == len(paths):
+        raise DatasetError(f"none of the {len(paths)} input image(s) could be decoded; check the files")
     result = PredictResult([paths[i] for i in preds.index], preds.score, t, source, ckpt, preds.skipped)
     result.out = Path(out) if out else run / "predict" / "predictions.csv"
     write_predict_csv(result.out, result)

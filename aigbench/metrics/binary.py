@@ -174,13 +174,15 @@ def group_metrics(
     members: Sequence[str],
     threshold: float = 0.5,
 ) -> dict[str, Any]:
-    """Metrics of the fakes of several generators taken together (a time window), with reals
-    paired as :func:`generator_breakdown` pairs them: the own reals of those generators when
-    they have some, else every real image of the dataset."""
+    """Metrics of the fakes of several generators taken together (a time window), each paired
+    with reals as :func:`generator_breakdown` pairs it: a generator with its own reals brings
+    those, a generator with fakes only brings the dataset's pooled reals (reals of no owner)."""
     gens = np.asarray([g or "" for g in generators], dtype=object)
     y = np.asarray(labels, dtype=np.float64).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
-    mine = np.isin(gens, list(members))
-    own_reals = mine & (y == 0)
-    sel = mine if own_reals.any() else (mine & (y == 1)) | (y == 0)
+    owners = {g for g in set(gens) if g and ((gens == g) & (y == 1)).any() and ((gens == g) & (y == 0)).any()}
+    sel = np.zeros(y.shape, dtype=bool)
+    for g in members:
+        mask = gens == g
+        sel |= mask if g in owners else (mask & (y == 1)) | ((y == 0) & ~np.isin(gens, list(owners)))
     return compute_metrics(y[sel], s[sel], threshold)

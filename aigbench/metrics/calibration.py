@@ -23,6 +23,7 @@ ORACLE_NOTE = "optimistic: the threshold is chosen on the test scores themselves
 EER_RULE = "det_curve point where |FPR - FNR| is smallest; EER = (FPR + FNR) / 2 there"
 ECE_RULE = f"{ECE_BINS} equal-width bins of the fake score; sum over bins of (n_bin / n) * |fraction fake - mean score|"
 BOOTSTRAP_METRICS = ("accuracy", "auroc", "ap")
+BOOTSTRAP_CHUNK = 100
 
 
 def _arrays(labels: Sequence[float], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -122,11 +123,15 @@ def bootstrap_replicates(
     """
     y, s = _arrays(labels, scores)
     rng = np.random.default_rng(seed)
-    counts = np.zeros((n_boot, y.size), dtype=np.int32)
-    for mask in (y == 1, y != 1):
-        if mask.any():
-            counts[:, mask] = _replicate_counts(rng, int(mask.sum()), n_boot)
-    return weighted_metrics(y, s, counts, threshold)
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, n_boot, BOOTSTRAP_CHUNK):  # bounded memory: [chunk, n] counts at a time
+        size = min(BOOTSTRAP_CHUNK, n_boot - start)
+        counts = np.zeros((size, y.size), dtype=np.int32)
+        for mask in (y == 1, y != 1):
+            if mask.any():
+                counts[:, mask] = _replicate_counts(rng, int(mask.sum()), size)
+        parts.append(weighted_metrics(y, s, counts, threshold))
+    return {k: np.concatenate([p[k] for p in parts]) for k in ("accuracy", "auroc", "ap")}
 
 
 def weighted_metrics(
@@ -142,12 +147,14 @@ def weighted_metrics(
     pos = y == 1
     total = counts.sum(axis=1).astype(np.float64)
     correct = ((s >= threshold) == pos).astype(np.float64)
-    out = {"accuracy": counts @ correct / np.maximum(total, 1)}
+    out = {"accuracy": np.where(total > 0, counts @ correct / np.maximum(total, 1), np.nan)}
     n_pos = (counts * pos).sum(axis=1).astype(np.float64)
     n_neg = total - n_pos
-    if not (n_pos.all() and n_neg.all()):
+    if not (n_pos.any() and n_neg.any()):
         nan = np.full(counts.shape[0], np.nan)
         return {**out, "auroc": nan, "ap": nan}
+    both = (n_pos > 0) & (n_neg > 0)  # a replicate with one class has no AUROC / AP
+    n_pos, n_neg = np.where(both, n_pos, np.nan), np.where(both, n_neg, np.nan)
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of equal scores, descending
     pos_c = np.add.reduceat(counts * pos, starts, axis=1).astype(np.float64)
     neg_c = np.add.reduceat(counts * ~pos, starts, axis=1).astype(np.float64)

@@ -73,9 +73,19 @@ def float32_region(device_type: str) -> Iterator[None]:
 
 
 def weights_identity(path: str) -> dict[str, Any]:
-    """What a weight file is, cheaply: its name and size (``""`` when none was loaded)."""
-    p = Path(path) if path else None
-    return {"file": p.name if p else "", "bytes": p.stat().st_size if p and p.is_file() else 0}
+    """What a weight file is: its name, size and the SHA-256 of its first and last 4 MiB
+    (cheap on multi-GB files, and different for two trainings of one architecture)."""
+    import hashlib
+
+    p = Path(path)
+    size = p.stat().st_size
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        h.update(f.read(4 << 20))
+        if size > 8 << 20:
+            f.seek(size - (4 << 20))
+            h.update(f.read())
+    return {"file": p.name, "bytes": size, "sha256_head_tail": h.hexdigest()}
 
 
 def read_state_dict(path: Union[str, os.PathLike], flag: str = "--pretrained_path") -> dict[str, torch.Tensor]:

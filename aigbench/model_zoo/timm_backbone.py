@@ -152,7 +152,7 @@ class TimmDetector(BinaryDetector):
         return self.backbone(image)
 
     def frozen_parts(self) -> Optional[dict[str, Any]]:
-        if self.mode != "probe":
+        if self.mode != "probe" or not self.pretrained_path:  # a random backbone must be saved to be rebuilt
             return None
         return {
             "prefixes": ["backbone."],

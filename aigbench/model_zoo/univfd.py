@@ -139,6 +139,8 @@ class UnivFD(BinaryDetector):
         return self
 
     def frozen_parts(self) -> Optional[dict[str, Any]]:
+        if not self.clip_path:  # a random encoder must be saved to be rebuilt
+            return None
         return {
             "prefixes": ["encoder."],
             "identity": {"clip_model": self.clip_model, **weights_identity(self.clip_path)},

@@ -23,6 +23,7 @@ import numpy as np
 
 from aigbench.errors import AigbenchError
 from aigbench.fileio import atomic_open, write_json
+from aigbench.metrics import METRIC_NAMES
 
 log = logging.getLogger("aigbench")
 
@@ -42,7 +43,7 @@ def protocol_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--data_path", required=True, help="multi-generator training data (its train split)")
     p.add_argument("--test_data_path", required=True, help="test data holding every generator (its test split)")
     p.add_argument("--output_dir", required=True, help="protocol folder: one sub-folder per cell, the CSV, the PNG")
-    p.add_argument("--metric", default="auroc", help="metric of the matrix (auroc, ap, accuracy, balanced_acc)")
+    p.add_argument("--metric", default="auroc", choices=list(METRIC_NAMES), help="metric of the matrix")
     p.add_argument("--train_script", default="train.py", help="your training script")
     p.add_argument("--test_script", default="test.py", help="your test script")
     p.add_argument("--layout", default="auto", help="dataset layout of --data_path and --test_data_path")
@@ -72,7 +73,19 @@ def run_cell(
     name = test_set_name(args.test_data_path)
     cell.mkdir(parents=True, exist_ok=True)
     common = ["--layout", args.layout] + (["--label_map", args.label_map] if args.label_map else [])
-    if not (cell / TRAIN_DONE).is_file():
+    done = cell / TRAIN_DONE
+    if done.is_file():
+        import json
+
+        recorded = json.loads(done.read_text(encoding="utf-8"))
+        now = {"train_flags": list(train_flags), "passthrough": list(passthrough)}
+        if {k: recorded.get(k) for k in now} != now:
+            raise ProtocolError(
+                f"{cell} was trained with {recorded.get('train_flags')} {recorded.get('passthrough')}, not "
+                f"{now['train_flags']} {now['passthrough']}; use another --output_dir for other settings (or delete "
+                "that cell to retrain it)"
+            )
+    else:
         _run(
             [
                 sys.executable,
@@ -118,8 +131,10 @@ def test_set_name(path: str) -> str:
     """The name test.py gives a single test dataset (its folder or file name)."""
     from aigbench.engine.build import read_test_sets
 
-    (name,) = read_test_sets(path)
-    return name
+    sets = read_test_sets(path)
+    if len(sets) != 1:
+        raise ProtocolError(f"--test_data_path {path}: give one test dataset (a folder or list), not {len(sets)}")
+    return next(iter(sets))
 
 
 def read_predictions(path: Union[str, os.PathLike]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

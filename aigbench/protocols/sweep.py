@@ -94,6 +94,8 @@ def _flags(values: dict[str, Any]) -> list[str]:
         flag = f"--{k}"
         if isinstance(v, bool):
             out.append(flag if v else f"--no-{k}")
+        elif isinstance(v, (list, tuple)):  # nargs flags: --aug_jpeg_quality 30 100
+            out += [flag, *map(str, v)]
         else:
             out += [flag, str(v)]
     return out
@@ -102,7 +104,13 @@ def _flags(values: dict[str, Any]) -> list[str]:
 def _epochs(log_file: Path) -> list[dict[str, Any]]:
     if not log_file.is_file():
         return []
-    return [json.loads(x) for x in log_file.read_text(encoding="utf-8").splitlines() if x.strip()]
+    out = []
+    for line in log_file.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:  # the line train.py is writing right now
+            break
+    return out
 
 
 def run_trial(trial: Any, space: dict[str, Any], out: Path, passthrough: list[str]) -> float:
@@ -111,6 +119,10 @@ def run_trial(trial: Any, space: dict[str, Any], out: Path, passthrough: list[st
 
     params = {name: _suggest(trial, name, spec) for name, spec in space["params"].items()}
     folder = out / f"trial_{trial.number}"
+    if folder.exists():  # left by an earlier study in this folder: its epochs are not this trial's
+        import shutil
+
+        shutil.rmtree(folder)
     metric = space.get("metric", "val_auroc")
     cmd = [
         sys.executable,
@@ -158,7 +170,7 @@ def write_trials(study: Any, out: Path) -> None:
     names = sorted({k for t in trials for k in t.params})
     with atomic_open(out / "trials.csv") as f:
         w = csv.writer(f)
-        w.writerow(["number", "state", "value", *names, "seconds"])
+        w.writerow(["number", "state", "value", *names, "seconds", "direction"])
         for t in trials:
             secs = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else ""
             w.writerow(
@@ -168,6 +180,7 @@ def write_trials(study: Any, out: Path) -> None:
                     "" if t.value is None else t.value,
                     *[t.params.get(k, "") for k in names],
                     secs,
+                    study.direction.name.lower(),
                 ]
             )
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]

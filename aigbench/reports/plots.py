@@ -197,14 +197,19 @@ def mistakes_grid(items: Sequence[Mapping[str, Any]], columns: int = 6, thumb: i
 
 def trials_figure(trials: Sequence[Mapping[str, Any]], metric: str = "value") -> Optional[Figure]:
     """The objective of each trial of a hyperparameter sweep, with the best so far."""
-    done = [(int(t["number"]), _float(t.get(metric))) for t in trials if math.isfinite(_float(t.get(metric)))]
+    done = [
+        (int(t["number"]), _float(t.get(metric)))
+        for t in trials
+        if t.get("state", "COMPLETE") == "COMPLETE" and math.isfinite(_float(t.get(metric)))
+    ]
     if not done:
         return None
     done.sort()
+    best = np.minimum if trials[0].get("direction") == "minimize" else np.maximum
     fig = Figure(figsize=(5, 3.4))
     ax = fig.subplots()
     ax.plot([d[0] for d in done], [d[1] for d in done], "o", label="trial")
-    ax.plot([d[0] for d in done], np.maximum.accumulate([d[1] for d in done]), "-", label="best so far")
+    ax.plot([d[0] for d in done], best.accumulate([d[1] for d in done]), "-", label="best so far")
     ax.set(xlabel="trial", ylabel=metric, title="sweep trials")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

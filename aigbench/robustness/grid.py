@@ -204,7 +204,8 @@ def predict_grid(
     for name, ld in loaders.items():
         tr = ld.dataset.transform
         per_view = ld.batch_size * tr.image_size**2 * 3 * max(1, tr.crops)
-        group = max(1, VIEW_BUDGET_BYTES // max(per_view, 1))
+        in_flight = 2 * ld.num_workers + 1  # prefetched batches (prefetch_factor 2 per worker) and the current one
+        group = max(1, VIEW_BUDGET_BYTES // max(per_view * in_flight, 1))
         for start in range(0, len(keys), group):
             views = [tr.with_perturbation(p, stage) for p in perturbations[start : start + group]]
             if ctx.is_main:
