@@ -47,7 +47,9 @@ setup(
         # Hugging Face `datasets` is not needed to read local parquet or save_to_disk folders (pyarrow
         # reads them); the extra is for building and downloading such sets.
         "hf": ["datasets>=2.14"],
-        "test": ["pytest>=7", "ruff>=0.4", "open-clip-torch>=2.24", "datasets>=2.14", "selenium>=4.10"],
+        # bench sweep (Optuna brings PyYAML, which reads the search space)
+        "sweep": ["optuna>=3.4"],
+        "test": ["pytest>=7", "ruff>=0.4", "open-clip-torch>=2.24", "datasets>=2.14", "selenium>=4.10", "optuna>=3.4"],
     },
     entry_points={"console_scripts": ["bench=aigbench.cli.main:cli"]},
 )

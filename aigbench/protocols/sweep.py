@@ -207,7 +207,10 @@ def run_sweep(
     n_trials: Optional[int] = None,
 ) -> Any:
     """Run (or continue) the search of ``space_file`` in ``out``; returns the Optuna study."""
-    import optuna
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError('bench sweep needs Optuna: pip install -e ".[sweep]" (or pip install optuna)') from None
 
     space = read_space(space_file)
     out_dir = Path(out)
