@@ -347,13 +347,14 @@ def compute_frozen_features(
     gathered from every rank, in dataset order, on the CPU; and the dataset indices that were
     decodable."""
     inner = unwrap(model)
+    channels_last = channels_last_of(inner)
     parts: list[tuple[np.ndarray, torch.Tensor]] = []
     skipped = SkipCounter()
     for batch in progress(loader, "features", show_progress and ctx.is_main):
         skipped.add(batch["skipped"])
         if "label" not in batch:
             continue
-        feats = inner.frozen_features(model_input(batch, ctx.device, channels_last_of(inner)))
+        feats = inner.frozen_features(model_input(batch, ctx.device, channels_last))
         parts.append((batch["index"].numpy(), feats.float().cpu()))
     local = (
         np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64),

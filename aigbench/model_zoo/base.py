@@ -43,6 +43,18 @@ class BinaryDetector(nn.Module):
         """The output dict from precomputed ``frozen_features``."""
         raise NotImplementedError
 
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        """What :meth:`forward_head` takes: the frozen backbone's features unless overridden."""
+        return self.frozen_features(image)
+
+    def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Backbone then head, for models built as :meth:`features` + :meth:`forward_head`;
+        with ``features_precomputed=True`` (``--cache_features``) ``image`` already holds the
+        features. Detectors of another shape override ``forward``."""
+        if kwargs.get("features_precomputed"):
+            return self.forward_head(image, label)
+        return self.forward_head(self.features(image), label)
+
     def outputs(
         self, logit: torch.Tensor, label: torch.Tensor, visual_image: Optional[Mapping[str, torch.Tensor]] = None
     ) -> dict[str, Any]:

@@ -120,8 +120,11 @@ class TimmDetector(BinaryDetector):
     ) -> None:
         super().__init__()
         self.mode = mode
-        self.backbone_name, self.pretrained_path = backbone, pretrained_path
         self.backbone = create_backbone(backbone, image_size, pretrained_path, drop_rate=drop_rate)
+        # identity of the frozen weights, read once from the file the backbone is built from
+        self._frozen_identity = (
+            {"backbone": backbone, **weights_identity(pretrained_path)} if mode == "probe" and pretrained_path else None
+        )
         self.pretrained = bool(pretrained_path)
         if mode == "probe" and not self.pretrained:
             logging.getLogger("aigbench").warning(
@@ -152,12 +155,9 @@ class TimmDetector(BinaryDetector):
         return self.backbone(image)
 
     def frozen_parts(self) -> Optional[dict[str, Any]]:
-        if self.mode != "probe" or not self.pretrained_path:  # a random backbone must be saved to be rebuilt
+        if self._frozen_identity is None:  # tuned, or a random backbone: saved whole to be rebuilt
             return None
-        return {
-            "prefixes": ["backbone."],
-            "identity": {"backbone": self.backbone_name, **weights_identity(self.pretrained_path)},
-        }
+        return {"prefixes": ["backbone."], "identity": self._frozen_identity}
 
     def frozen_features(self, image: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -165,8 +165,3 @@ class TimmDetector(BinaryDetector):
 
     def forward_head(self, features: torch.Tensor, label: torch.Tensor) -> dict[str, Any]:
         return self.outputs(self.head(features).squeeze(1), label)
-
-    def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        if kwargs.get("features_precomputed"):  # --cache_features: ``image`` holds frozen_features
-            return self.forward_head(image, label)
-        return self.forward_head(self.features(image), label)

@@ -102,10 +102,11 @@ class UnivFD(BinaryDetector):
         import timm
 
         timm_name, dim = CLIP_MODELS[clip_model]
-        self.clip_model, self.clip_path = clip_model, clip_path
         self.encoder = timm.create_model(timm_name, pretrained=False, num_classes=dim, img_size=image_size)
         if clip_path:
             load_clip_visual(self.encoder, clip_path, trust_torchscript)
+        # identity of the frozen encoder, read once from its weight file (none: random, saved whole)
+        self._frozen_identity = {"clip_model": clip_model, **weights_identity(clip_path)} if clip_path else None
         self.encoder.requires_grad_(False)
         self.encoder.eval()
         self.fc = nn.Linear(dim, 1)
@@ -139,12 +140,9 @@ class UnivFD(BinaryDetector):
         return self
 
     def frozen_parts(self) -> Optional[dict[str, Any]]:
-        if not self.clip_path:  # a random encoder must be saved to be rebuilt
+        if self._frozen_identity is None:
             return None
-        return {
-            "prefixes": ["encoder."],
-            "identity": {"clip_model": self.clip_model, **weights_identity(self.clip_path)},
-        }
+        return {"prefixes": ["encoder."], "identity": self._frozen_identity}
 
     def frozen_features(self, image: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -152,8 +150,3 @@ class UnivFD(BinaryDetector):
 
     def forward_head(self, features: torch.Tensor, label: torch.Tensor) -> dict[str, Any]:
         return self.outputs(self.fc(features).squeeze(1), label)
-
-    def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        if kwargs.get("features_precomputed"):  # --cache_features: ``image`` holds frozen_features
-            return self.forward_head(image, label)
-        return self.forward_head(self.frozen_features(image), label)

@@ -264,8 +264,6 @@ class Chain(Perturbation):
     """
 
     def __init__(self, spec: str, strength: float, seed: int = 0) -> None:
-        from aigbench.registry import PERTURBATIONS
-
         steps = parse_chain(spec)
         open_steps = [i for i, (_, s) in enumerate(steps) if s is None]
         if len(open_steps) > 1:
