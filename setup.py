@@ -49,7 +49,17 @@ setup(
         "hf": ["datasets>=2.14"],
         # bench sweep (Optuna brings PyYAML, which reads the search space)
         "sweep": ["optuna>=3.4"],
-        "test": ["pytest>=7", "ruff>=0.4", "open-clip-torch>=2.24", "datasets>=2.14", "selenium>=4.10", "optuna>=3.4"],
+        # --wandb (offline by default): Weights & Biases mirror of the TensorBoard scalars
+        "wandb": ["wandb>=0.19"],
+        "test": [
+            "pytest>=7",
+            "ruff>=0.4",
+            "open-clip-torch>=2.24",
+            "datasets>=2.14",
+            "selenium>=4.10",
+            "optuna>=3.4",
+            "wandb>=0.19",
+        ],
     },
     entry_points={"console_scripts": ["bench=aigbench.cli.main:cli"]},
 )

@@ -148,6 +148,16 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="stop when more than this fraction of a dataset is undecodable (0 allows none)",
     )
     g.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log every TensorBoard scalar to Weights & Biases (pip install wandb; offline by default, "
+        "files under OUTPUT_DIR/wandb; `wandb sync` uploads them later)",
+    )
+    g.add_argument("--wandb_project", default="aigbench", help="W&B project of --wandb")
+    g.add_argument(
+        "--wandb_mode", default="offline", choices=["offline", "online"], help="online streams to W&B (needs a login)"
+    )
+    g.add_argument(
         "--no_progress",
         action="store_true",
         help="no progress bars (they are off anyway when output is not a terminal: one line per epoch)",

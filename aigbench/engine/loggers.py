@@ -7,7 +7,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -33,28 +33,83 @@ def inside(root: Union[str, os.PathLike], relative: str, what: str) -> Path:
     return Path(root) / relative
 
 
+class WandbMirror:
+    """Every scalar that TensorBoard gets, also logged to a Weights & Biases run (``--wandb``).
+
+    Offline by default: the run lives in ``<output_dir>/wandb`` (``wandb sync`` uploads it later),
+    and W&B's cache, config and data folders are put there too unless the environment names
+    them, so nothing is written outside the output folder. Each scalar prefix (``train``,
+    ``val``, ``test/<set>`` ...) gets its own step axis, as in TensorBoard.
+    """
+
+    def __init__(self, output_dir: Path, phase: str, flags: Any) -> None:
+        try:
+            import wandb
+        except ImportError:
+            raise ConfigError("--wandb needs the wandb package: pip install wandb (or leave out --wandb)") from None
+        home = output_dir / "wandb"
+        home.mkdir(parents=True, exist_ok=True)
+        for var, sub in (("WANDB_CACHE_DIR", "cache"), ("WANDB_CONFIG_DIR", "config"), ("WANDB_DATA_DIR", "data")):
+            os.environ.setdefault(var, str(home / sub))
+        config = {k: v for k, v in to_jsonable(vars(flags)).items() if k != "wandb"}
+        self._run = wandb.init(
+            project=getattr(flags, "wandb_project", "aigbench"),
+            name=f"{output_dir.resolve().name}-{phase}",
+            group=output_dir.resolve().name,
+            job_type=phase,
+            dir=str(output_dir),
+            mode=getattr(flags, "wandb_mode", "offline"),
+            config=config,
+            settings=wandb.Settings(silent=True, console="off", disable_git=True, save_code=False),
+        )
+        self._axes: set[str] = set()
+
+    def log(self, prefix: str, values: Mapping[str, float], step: int) -> None:
+        axis = f"{prefix}/step" if prefix else "step"
+        if axis not in self._axes:  # one step axis per prefix: train steps and epochs do not collide
+            self._run.define_metric(axis)
+            self._run.define_metric(f"{prefix}/*" if prefix else "*", step_metric=axis)
+            self._axes.add(axis)
+        self._run.log({**{f"{prefix}/{k}" if prefix else k: v for k, v in values.items()}, axis: step})
+
+    def close(self) -> None:
+        self._run.finish()
+
+
 class RunLogger:
-    """Writes TensorBoard events under ``<output_dir>/tensorboard/<phase>`` and JSON lines.
+    """Writes TensorBoard events under ``<output_dir>/tensorboard/<phase>`` and JSON lines;
+    with ``flags.wandb`` (``--wandb``) every scalar also goes to W&B (:class:`WandbMirror`).
 
     A disabled logger (non-main ranks) accepts every call and writes nothing.
     """
 
-    def __init__(self, output_dir: Union[str, os.PathLike], phase: str, enabled: bool = True) -> None:
+    def __init__(
+        self, output_dir: Union[str, os.PathLike], phase: str, enabled: bool = True, flags: Optional[Any] = None
+    ) -> None:
         self.enabled = enabled
         self.output_dir = Path(output_dir)
         self._writer = None
+        self._wandb: Optional[WandbMirror] = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
             self.output_dir.mkdir(parents=True, exist_ok=True)
             self._writer = SummaryWriter(str(self.output_dir / "tensorboard" / phase))
+            if flags is not None and getattr(flags, "wandb", False):
+                self._wandb = WandbMirror(self.output_dir, phase, flags)
 
     def scalars(self, prefix: str, values: Mapping[str, Any], step: int) -> None:
         if self._writer is None:
             return
-        for k, v in values.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)):
-                self._writer.add_scalar(f"{prefix}/{k}" if prefix else k, float(v), step)
+        finite = {
+            k: float(v)
+            for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+        }
+        for k, v in finite.items():
+            self._writer.add_scalar(f"{prefix}/{k}" if prefix else k, v, step)
+        if self._wandb is not None and finite:
+            self._wandb.log(prefix, finite, step)
 
     def images(self, prefix: str, images: Mapping[str, torch.Tensor], step: int) -> None:
         """Log ``visual_image`` tensors, each min-max scaled to [0, 1] for display."""
@@ -99,6 +154,9 @@ class RunLogger:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._wandb is not None:
+            self._wandb.close()
+            self._wandb = None
 
 
 def labelled_grid(
