@@ -74,7 +74,12 @@ def init(template: str, target: str, force: bool) -> None:
     metavar="MODULE",
     help="also import MODULE (e.g. mymodel) so that its models are listed",
 )
-def models(pattern: str, modules: tuple[str, ...]) -> None:
+@click.option(
+    "--pretrained",
+    is_flag=True,
+    help="only models whose authors publish weights: each checkpoint, its source and the flags that load it",
+)
+def models(pattern: str, modules: tuple[str, ...], pretrained: bool) -> None:
     """List registered models (wildcards: bench models '*spot*'), or show one model's flags."""
     import importlib
 
@@ -83,6 +88,9 @@ def models(pattern: str, modules: tuple[str, ...]) -> None:
     sys.path.insert(0, str(Path.cwd()))
     for m in modules:
         importlib.import_module(m)
+    if pretrained:
+        _show_published(MODELS.list(pattern or "*"))
+        return
     if pattern and not any(c in pattern for c in "*?[") and pattern in MODELS:
         _show_model(pattern)
         return
@@ -99,6 +107,23 @@ def models(pattern: str, modules: tuple[str, ...]) -> None:
         cls = MODELS.get(n)
         paper = getattr(cls, "paper", "")
         click.echo(f"{n:<{width}}  {describe(cls)}" + (f"  [{paper}]" if paper else ""))
+
+
+def _show_published(names: list[str]) -> None:
+    from aigbench.registry import MODELS
+
+    listed = [(n, MODELS.get(n)) for n in names if getattr(MODELS.get(n), "checkpoints", ())]
+    if not listed:
+        raise click.ClickException("no matching model has published weights (bench models lists every model)")
+    for name, cls in listed:
+        click.echo(f"{name}  [{getattr(cls, 'paper', '')}]")
+        for ck in cls.checkpoints:
+            click.echo(f"  {ck.name}")
+            click.echo(f"    load:   {ck.flags}")
+            click.echo(f"    source: {ck.source}")
+            click.echo(f"    sha256: {ck.sha256 or 'none published'}")
+            if ck.note:
+                click.echo(f"    layout: {ck.note}")
 
 
 def _show_model(name: str) -> None:

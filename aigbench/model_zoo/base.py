@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -12,6 +13,21 @@ import torch
 from torch import nn
 
 from aigbench.engine.checkpoint import CheckpointError, load_checkpoint
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    """A checkpoint that a model's authors publish: ``bench models --pretrained`` lists it.
+
+    ``flags`` load it (e.g. ``--pretrained_path fc_weights.pth``); ``sha256`` is the checksum the
+    authors publish, empty when they publish none (then check the file's size against ``note``).
+    """
+
+    name: str
+    flags: str
+    source: str
+    sha256: str = ""
+    note: str = ""
 
 
 class BinaryDetector(nn.Module):
@@ -22,6 +38,7 @@ class BinaryDetector(nn.Module):
     """
 
     paper: str = ""
+    checkpoints: tuple[PublishedWeights, ...] = ()  # the authors' released weights, if any
 
     def __init__(self) -> None:
         super().__init__()

@@ -22,7 +22,7 @@ import torch
 
 from aigbench.datasets.preprocess import Preprocess
 from aigbench.engine.checkpoint import load_model_weights
-from aigbench.model_zoo.base import BinaryDetector, read_state_dict
+from aigbench.model_zoo.base import BinaryDetector, PublishedWeights, read_state_dict
 from aigbench.registry import MODELS
 
 
@@ -42,6 +42,20 @@ class CNNSpot(BinaryDetector):
     """ResNet-50 with a single logit, trained with blur+JPEG augmentation."""
 
     paper = "Wang et al., CNN-generated images are surprisingly easy to spot... for now, CVPR 2020"
+    checkpoints = (
+        PublishedWeights(
+            "blur_jpg_prob0.5.pth",
+            "--pretrained_path blur_jpg_prob0.5.pth",
+            "https://www.dropbox.com/s/2g2jagq2jn1fd0i/blur_jpg_prob0.5.pth (CNNDetection weights/download_weights.sh)",
+            note="{'model': ResNet-50 state dict, fc 1 logit}; the paper's 'Blur+JPEG (0.5)' model",
+        ),
+        PublishedWeights(
+            "blur_jpg_prob0.1.pth",
+            "--pretrained_path blur_jpg_prob0.1.pth",
+            "https://www.dropbox.com/s/h7tkpcgiwuftb6g/blur_jpg_prob0.1.pth (CNNDetection weights/download_weights.sh)",
+            note="the 'Blur+JPEG (0.1)' model",
+        ),
+    )
     # the official code: ImageNet normalization, random (train) / centre (test) 224 crops
     preprocess = Preprocess(224, resize_mode="crop")
 

@@ -22,7 +22,7 @@ from torch import nn
 from aigbench.datasets.preprocess import Preprocess
 from aigbench.engine.checkpoint import load_model_weights
 from aigbench.errors import ConfigError
-from aigbench.model_zoo.base import BinaryDetector, read_state_dict
+from aigbench.model_zoo.base import BinaryDetector, PublishedWeights, read_state_dict
 from aigbench.registry import MODELS
 
 
@@ -81,6 +81,14 @@ class NPR(BinaryDetector):
     """Neighbouring-pixel residuals into a truncated ResNet-50."""
 
     paper = "Tan et al., Rethinking the Up-Sampling Operations in CNN-based Generative Network..., CVPR 2024"
+    checkpoints = (
+        PublishedWeights(
+            "NPR.pth",
+            "--pretrained_path NPR.pth",
+            "https://github.com/chuangchuangtan/NPR-DeepfakeDetection (NPR.pth in the repository root)",
+            note="{'model': state dict with 'module.' prefixes}, about 17 MB; trained on 4 ProGAN classes",
+        ),
+    )
     # the official code: ImageNet normalization, random (train) / centre (test) 224 crops
     preprocess = Preprocess(224, resize_mode="crop")
 

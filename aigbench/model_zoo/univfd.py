@@ -36,7 +36,7 @@ from torch import nn
 
 from aigbench.datasets.preprocess import Preprocess
 from aigbench.engine.checkpoint import CheckpointError, load_model_weights
-from aigbench.model_zoo.base import BinaryDetector, read_state_dict, weights_identity
+from aigbench.model_zoo.base import BinaryDetector, PublishedWeights, read_state_dict, weights_identity
 from aigbench.registry import MODELS
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -87,6 +87,16 @@ class UnivFD(BinaryDetector):
     """Frozen CLIP ViT-L/14 image features and a linear head."""
 
     paper = "Ojha et al., Towards Universal Fake Image Detectors that Generalize Across Generative Models, CVPR 2023"
+    checkpoints = (
+        PublishedWeights(
+            "fc_weights.pth",
+            "--clip_path ViT-L-14.pt --trust_torchscript --pretrained_path fc_weights.pth",
+            "https://github.com/WisconsinAIVision/UniversalFakeDetect (pretrained_weights/fc_weights.pth); "
+            "CLIP from https://openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
+            sha256="b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836 (ViT-L-14.pt, in OpenAI's URL)",
+            note="fc alone: weight [1, 768], bias [1]",
+        ),
+    )
     # the official code: CLIP normalization, random (train) or centre (test) 224 crop, no resize
     preprocess = Preprocess(224, CLIP_MEAN, CLIP_STD, interpolation="bicubic", resize_mode="crop")
 
