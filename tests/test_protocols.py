@@ -129,6 +129,9 @@ def test_sliding_windows_from_the_rendered_script(project, genimage_tree):
     info = json.loads((out / "windows.json").read_text())
     assert info["cells"]["w1"]["trained_on"] == ["BigGAN", "ADM", "glide", "Midjourney"]  # cumulative
     assert json.loads((out / "train_w0" / "config.json").read_text())["generators"] == "BigGAN,ADM"
+    w0_last = sorted((out / "train_w0").glob("checkpoint-[0-9]*.pth"), key=lambda p: int(p.stem.split("-")[1]))[-1]
+    assert json.loads((out / "train_w1" / "config.json").read_text())["init_from"] == str(w0_last)  # warm start
+    assert json.loads((out / "train_w0" / "config.json").read_text())["init_from"] == ""
     y, s, gens = read_predictions(
         out / "train_w0" / "test" / "checkpoint-best" / genimage_tree.name / "predictions.csv"
     )

@@ -225,10 +225,36 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
         help="train even when the training data holds one class only (otherwise an error)",
     )
     g.add_argument("--epochs", type=int, default=10)
-    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of AdamW")
+    g.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="AdamW, or SGD with --momentum")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (--optimizer sgd)")
+    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    g.add_argument(
+        "--scheduler",
+        choices=["cosine", "onecycle"],
+        default="cosine",
+        help="cosine: linear warmup then cosine to --min_lr; onecycle: torch's OneCycleLR with its defaults "
+        "(AI-GenBench; 30%% warm-up, momentum cycled 0.85-0.95), --warmup_* and --min_lr unused",
+    )
     g.add_argument("--min_lr", type=float, default=1e-6, help="learning rate at the end of the cosine")
     g.add_argument("--weight_decay", type=float, default=0.05)
-    g.add_argument("--warmup_epochs", type=float, default=1.0)
+    g.add_argument("--warmup_epochs", type=float, default=1.0, help="linear warm-up length in epochs")
+    g.add_argument(
+        "--warmup_fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="linear warm-up as a fraction of all steps (e.g. 0.1); replaces --warmup_epochs",
+    )
+    g.add_argument(
+        "--clip_grad", type=float, default=0.0, metavar="NORM", help="clip the gradients' total norm (0: off)"
+    )
+    g.add_argument(
+        "--init_from",
+        default="",
+        metavar="CHECKPOINT",
+        help="start from the model weights of an aigbench checkpoint (e.g. the previous sliding window's); "
+        "optimizer and schedule start fresh (--resume continues a run instead)",
+    )
     g.add_argument("--accum_iter", type=int, default=1, help="gradient accumulation steps per optimizer step")
     g.add_argument(
         "--test_period",

@@ -59,6 +59,12 @@ def build_model(args: argparse.Namespace, ctx: DistContext, ddp: bool = True) ->
     if pretrained and "pretrained_path" not in inspect.signature(cls.__init__).parameters:
         state = load_checkpoint(pretrained)
         load_model_weights(model, with_frozen_weights(model, state, pretrained), f"--pretrained_path {pretrained}")
+    init_from = getattr(args, "init_from", "")
+    if init_from:  # a previous run's weights (frozen parts checked against this model's), strictly
+        state = load_checkpoint(init_from)
+        load_model_weights(model, with_frozen_weights(model, state, init_from), f"--init_from {init_from}")
+        log.info("--init_from %s: model weights loaded (epoch %s); optimizer and schedule start fresh",
+                 init_from, state.get("epoch", "?"))
     model.to(ctx.device)
     if use_channels_last(args, ctx):
         model.to(memory_format=torch.channels_last)

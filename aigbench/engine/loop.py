@@ -104,8 +104,9 @@ def train_one_epoch(
     validate: bool = True,
     show_progress: bool = True,
     channels_last: Optional[bool] = None,
+    clip_grad: float = 0.0,
 ) -> EpochResult:
-    """One pass over ``loader``. Raises :class:`NonFiniteLossError` on a NaN/inf loss before
+    """One pass over ``loader``; ``clip_grad > 0`` clips the gradients' total norm before each step. Raises :class:`NonFiniteLossError` on a NaN/inf loss before
     stepping, so the weights in memory are still those of the last good step.
 
     With a float16 GradScaler, a non-finite loss is an overflow that the scaler skips (it
@@ -159,6 +160,12 @@ def train_one_epoch(
                 "visual_image": {k: v.detach().cpu() for k, v in out["visual_image"].items()},
             }
         if boundary:
+            if clip_grad > 0:
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(
+                    [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None], clip_grad
+                )
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()

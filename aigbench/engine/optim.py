@@ -1,23 +1,49 @@
-"""AdamW with linear warmup then cosine decay, stepped once per optimizer step."""
+"""Optimizers (AdamW, SGD) and per-step schedules (linear warmup + cosine, OneCycleLR)."""
 
 from __future__ import annotations
 
+import argparse
 import math
+from typing import Any
 
 import torch
 
 
-def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.05) -> torch.optim.AdamW:
-    """AdamW; biases and normalisation parameters (1-D tensors) get no weight decay."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    groups = [g for g in groups if g["params"]]
-    if not groups:
+def build_optimizer(
+    model: torch.nn.Module, lr: float, weight_decay: float = 0.05, name: str = "adamw", momentum: float = 0.9
+) -> torch.optim.Optimizer:
+    """AdamW (biases and normalisation parameters, the 1-D tensors, get no weight decay) or SGD
+    with momentum (weight decay on every parameter, as AI-GenBench's recipe)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
         raise ValueError(f"{type(model).__name__} has no trainable parameters")
-    return torch.optim.AdamW(groups, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name != "adamw":
+        raise ValueError(f"--optimizer {name!r}: choose adamw or sgd")
+    groups = [
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
+
+
+def optimizer_from_args(model: torch.nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
+    """:func:`build_optimizer` with train.py's ``--optimizer --lr --weight_decay --momentum``."""
+    return build_optimizer(
+        model, args.lr, args.weight_decay, getattr(args, "optimizer", "adamw"), getattr(args, "momentum", 0.9)
+    )
+
+
+def scheduler_from_args(optimizer: torch.optim.Optimizer, args: argparse.Namespace, steps_per_epoch: int) -> Any:
+    """The per-step schedule of ``--scheduler``: warmup + cosine (``--warmup_epochs`` or
+    ``--warmup_fraction``, ``--min_lr``), or torch's OneCycleLR over every step with its defaults."""
+    total = max(1, args.epochs * steps_per_epoch)
+    if getattr(args, "scheduler", "cosine") == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total)
+    fraction = getattr(args, "warmup_fraction", None)
+    warmup_epochs = args.warmup_epochs if fraction is None else fraction * args.epochs
+    return build_scheduler(optimizer, args.epochs, steps_per_epoch, warmup_epochs, args.min_lr)
 
 
 def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:

@@ -91,6 +91,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace
         default=True,
         help="window i trains on windows 0..i (AI-GenBench's default); --no-cumulative: on window i alone",
     )
+    p.add_argument(
+        "--warm_start",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="window i>0 starts from the last weights of window i-1 (train.py --init_from; AI-GenBench's "
+        "default); --no-warm_start: every window starts afresh",
+    )
     p.add_argument("--exclude_generators", default="", metavar="G1,G2", help="generators left out of every window")
     args, rest = p.parse_known_args(argv)
     if args.window_size < 1:
@@ -100,6 +107,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace
 
 def run(argv: Optional[Sequence[str]] = None) -> np.ndarray:
     """Run (or finish) every window; returns the window x window matrix of ``--metric``."""
+    from aigbench.engine.checkpoint import list_epoch_checkpoints
     from aigbench.metrics.binary import group_metrics
     from aigbench.protocols.cross_generator import training_generators
 
@@ -114,7 +122,10 @@ def run(argv: Optional[Sequence[str]] = None) -> np.ndarray:
     cells = {}
     for i, n in enumerate(names):
         train_gens = [g for w in windows[: i + 1] for g in w] if args.cumulative else windows[i]
-        metrics_file = run_cell(out / f"train_{n}", args, ["--generators", ",".join(train_gens)], passthrough)
+        train_flags = ["--generators", ",".join(train_gens)]
+        if args.warm_start and i > 0:  # the previous window's final weights (its last epoch)
+            train_flags += ["--init_from", str(list_epoch_checkpoints(out / f"train_{names[i - 1]}")[-1])]
+        metrics_file = run_cell(out / f"train_{n}", args, train_flags, passthrough)
         y, s, gens = read_predictions(metrics_file.parent / "predictions.csv")
         cells[n] = {"trained_on": train_gens, "tested": {}}
         for j, m in enumerate(names):

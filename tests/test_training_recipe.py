@@ -1,0 +1,120 @@
+"""Training recipes of the field: SGD + OneCycleLR (AI-GenBench), warm-up as a fraction of
+training (Community Forensics), gradient clipping, and --init_from (warm-started windows)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from aigbench.engine.dist import DistContext
+from aigbench.engine.loop import train_one_epoch
+from aigbench.engine.optim import optimizer_from_args, scheduler_from_args
+
+from conftest import data_flags, script
+from test_trust_runs import fake_loader
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 1)
+        self.scale = scale
+
+    def forward(self, image, label, *args, **kwargs):
+        logit = self.lin(image.mean((2, 3))).squeeze(1)
+        loss = self.scale * torch.nn.functional.binary_cross_entropy_with_logits(logit, label)
+        return {"backward_loss": loss, "pred_label": torch.sigmoid(logit), "visual_loss": {}, "visual_image": {}}
+
+
+def recipe(**kw) -> argparse.Namespace:
+    base = dict(
+        lr=1e-3,
+        weight_decay=1e-4,
+        optimizer="adamw",
+        momentum=0.9,
+        scheduler="cosine",
+        epochs=3,
+        warmup_epochs=1.0,
+        warmup_fraction=None,
+        min_lr=0.0,
+    )
+    return argparse.Namespace(**{**base, **kw})
+
+
+def lrs(opt, sched, n):
+    out = []
+    for _ in range(n):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_sgd_with_onecycle_is_torchs_onecycle():
+    model = Tiny()
+    args = recipe(optimizer="sgd", scheduler="onecycle")
+    opt = optimizer_from_args(model, args)
+    assert isinstance(opt, torch.optim.SGD)
+    assert opt.defaults["momentum"] == 0.9 and opt.defaults["weight_decay"] == 1e-4
+    sched = scheduler_from_args(opt, args, steps_per_epoch=10)
+    ref_model = Tiny()
+    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    ref = torch.optim.lr_scheduler.OneCycleLR(ref_opt, max_lr=1e-3, total_steps=30)
+    assert lrs(opt, sched, 30) == pytest.approx(lrs(ref_opt, ref, 30), rel=1e-12)
+    assert opt.param_groups[0]["momentum"] == ref_opt.param_groups[0]["momentum"]  # cycled too
+
+
+def test_warmup_fraction_counts_steps_of_the_whole_run():
+    model = Tiny()
+    args = recipe(warmup_fraction=0.2, epochs=5)
+    opt = optimizer_from_args(model, args)
+    seq = lrs(opt, scheduler_from_args(opt, args, steps_per_epoch=10), 50)
+    assert seq[:10] == pytest.approx([1e-3 * (i + 1) / 10 for i in range(10)])  # 20 % of 50 steps
+    assert max(seq) == pytest.approx(1e-3) and seq[-1] < 1e-5
+
+
+def test_clip_grad_bounds_the_norm_of_each_update():
+    ctx = DistContext(torch.device("cpu"))
+    deltas = {}
+    for clip in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = Tiny(scale=1e4)  # huge gradients
+        before = [p.detach().clone() for p in model.parameters()]
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        train_one_epoch(model, fake_loader(n_batches=1), opt, None, None, ctx, 0, show_progress=False, clip_grad=clip)
+        deltas[clip] = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(model.parameters(), before)))
+    assert float(deltas[0.5]) == pytest.approx(0.5, rel=1e-4)  # lr 1: the update is the clipped gradient
+    assert float(deltas[0.0]) > 10
+
+
+def test_init_from_starts_from_a_checkpoints_weights(project, subsets):
+    flags = [*data_flags(subsets), "--val_split", "0.2", "--epochs", "1", "--image_size", "32", "--device", "cpu"]
+    script(project, "train.py", *flags, "--output_dir", "output_dir/a")
+    first = project / "output_dir" / "a" / "checkpoint-0.pth"
+    # lr 0: the weights stay those loaded, so the new run's checkpoint equals the first run's
+    script(
+        project,
+        "train.py",
+        *flags,
+        "--output_dir",
+        "output_dir/b",
+        "--init_from",
+        str(first),
+        "--lr",
+        "0",
+        "--min_lr",
+        "0",
+    )
+    a = torch.load(first, weights_only=True)["model"]
+    b = torch.load(project / "output_dir" / "b" / "checkpoint-0.pth", weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    params = [k for k in a if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert all(torch.equal(a[k], b[k]) for k in params)
+    counts = [k for k in a if k.endswith("num_batches_tracked")]
+    assert counts and all(int(b[k]) == 2 * int(a[k]) for k in counts)  # BatchNorm went on from the loaded state
+    proc = script(
+        project, "train.py", *flags, "--output_dir", "output_dir/c", "--init_from", "missing.pth", check=False
+    )
+    assert proc.returncode == 2 and "missing.pth" in proc.stderr
