@@ -63,8 +63,11 @@ def build_model(args: argparse.Namespace, ctx: DistContext, ddp: bool = True) ->
     if init_from:  # a previous run's weights (frozen parts checked against this model's), strictly
         state = load_checkpoint(init_from)
         load_model_weights(model, with_frozen_weights(model, state, init_from), f"--init_from {init_from}")
-        log.info("--init_from %s: model weights loaded (epoch %s); optimizer and schedule start fresh",
-                 init_from, state.get("epoch", "?"))
+        log.info(
+            "--init_from %s: model weights loaded (epoch %s); optimizer and schedule start fresh",
+            init_from,
+            state.get("epoch", "?"),
+        )
     model.to(ctx.device)
     if use_channels_last(args, ctx):
         model.to(memory_format=torch.channels_last)

@@ -106,7 +106,8 @@ def train_one_epoch(
     channels_last: Optional[bool] = None,
     clip_grad: float = 0.0,
 ) -> EpochResult:
-    """One pass over ``loader``; ``clip_grad > 0`` clips the gradients' total norm before each step. Raises :class:`NonFiniteLossError` on a NaN/inf loss before
+    """One pass over ``loader``; ``clip_grad > 0`` clips the gradients' total norm before each step.
+    Raises :class:`NonFiniteLossError` on a NaN/inf loss before
     stepping, so the weights in memory are still those of the last good step.
 
     With a float16 GradScaler, a non-finite loss is an overflow that the scaler skips (it
