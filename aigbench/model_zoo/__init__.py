@@ -7,7 +7,8 @@ UnivFD         Ojha et al., CVPR 2023: frozen CLIP ViT-L/14 features + linear he
 NPR            Tan et al., CVPR 2024: neighbouring-pixel residuals + truncated ResNet-50
 DCTDetector    Frank et al., ICML 2020: log DCT spectrum + small CNN
 PCALogReg      Bird & Lotfi, IEEE Access 2024 (CIFAKE): PCA + logistic regression
+*_probe/_tune  AI-GenBench's baselines (Pellegrini et al. 2025): dinov2_vitl14_tune, RN50_clip_probe, ...
 =============  ===========================================================================
 """
 
-from aigbench.model_zoo import cnnspot, frequency, npr, pca_lr, timm_backbone, univfd  # noqa: F401
+from aigbench.model_zoo import aigenbench, cnnspot, frequency, npr, pca_lr, timm_backbone, univfd  # noqa: F401

@@ -64,13 +64,22 @@ def openai_clip_quickgelu_name(backbone: str) -> str:
     return f"{twin}.{tag}"
 
 
-def create_backbone(backbone: str, image_size: int, pretrained_path: str = "", **kwargs: Any) -> nn.Module:
-    """A timm model without classifier (``num_classes=0``); never downloads.
+def create_backbone(
+    backbone: str,
+    image_size: int,
+    pretrained_path: str = "",
+    num_classes: int = 0,
+    state: Optional[dict[str, torch.Tensor]] = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """A timm model without classifier (``num_classes=0``) or with timm's own head of
+    ``num_classes`` outputs (CLIP's projection: 768 for ViT-L/14, 1024 for RN50); never downloads.
 
     ``pretrained_path`` is a local file in timm, torchvision or original (e.g. OpenAI CLIP)
-    format: the timm model family's own checkpoint filter converts it, the classifier is
-    dropped, and the load is strict (missing, unexpected or mis-shaped keys are an error).
-    An OpenAI CLIP ViT (tag ``openai``) is built with QuickGELU (:func:`openai_clip_quickgelu_name`).
+    format (``state``: its tensors, already read and converted by the caller): the timm model
+    family's own checkpoint filter converts it, an unused classifier is dropped, and the load is
+    strict (missing, unexpected or mis-shaped keys are an error). An OpenAI CLIP ViT (tag
+    ``openai``) is built with QuickGELU (:func:`openai_clip_quickgelu_name`).
     """
     import sys
 
@@ -85,9 +94,9 @@ def create_backbone(backbone: str, image_size: int, pretrained_path: str = "", *
     extra: dict[str, Any] = dict(kwargs)
     if _takes_img_size(backbone):
         extra["img_size"] = image_size
-    model = timm.create_model(backbone, pretrained=False, num_classes=0, **extra)
+    model = timm.create_model(backbone, pretrained=False, num_classes=num_classes, **extra)
     if pretrained_path:
-        state = read_state_dict(pretrained_path)
+        state = read_state_dict(pretrained_path) if state is None else state
         filter_fn = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
         if filter_fn is not None:
             state = filter_fn(state, model)

@@ -57,21 +57,21 @@ def is_torchscript_archive(path: str) -> bool:
         return any(name.split("/", 1)[-1] == "constants.pkl" for name in z.namelist())
 
 
-def read_clip_state(path: str, trust_torchscript: bool = False) -> dict[str, torch.Tensor]:
+def read_clip_state(path: str, trust_torchscript: bool = False, flag: str = "--clip_path") -> dict[str, torch.Tensor]:
     """A CLIP checkpoint's tensors: a state dict file, or (if trusted) OpenAI's TorchScript archive."""
     if not (Path(path).is_file() and is_torchscript_archive(path)):
-        return read_state_dict(path, "--clip_path")
+        return read_state_dict(path, flag)
     if not trust_torchscript:
         raise CheckpointError(
-            f"--clip_path {path!r} looks like a TorchScript archive (as OpenAI's ViT-L-14.pt is); loading it "
+            f"{flag} {path!r} looks like a TorchScript archive (as OpenAI's ViT-L-14.pt is); loading it "
             "runs code stored in the file. If you trust the file, pass --trust_torchscript; or re-save its "
             f'weights once, torch.save(torch.jit.load({path!r}).state_dict(), "clip-state.pth"), '
-            "and pass that file as --clip_path"
+            f"and pass that file as {flag}"
         )
     try:
         return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
     except Exception as e:
-        raise CheckpointError(f"--clip_path {path!r}: cannot load the TorchScript archive: {e}") from None
+        raise CheckpointError(f"{flag} {path!r}: cannot load the TorchScript archive: {e}") from None
 
 
 def load_clip_visual(encoder: nn.Module, path: str, trust_torchscript: bool = False) -> None:
