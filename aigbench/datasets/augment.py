@@ -11,12 +11,32 @@ flags ``--aug_blur_prob``/``--aug_jpeg_prob`` (and ``--aug_blur_sigma``/``--aug_
 from __future__ import annotations
 
 import random
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from aigbench.errors import ConfigError
 from aigbench.robustness.perturbations import JPEG, GaussianBlur
+
+
+class AugmentChain:
+    """Several training augmentations, one after the other (each seeded with the chain)."""
+
+    def __init__(self, steps: Sequence[Callable[[np.ndarray], np.ndarray]]) -> None:
+        self.steps = tuple(steps)
+
+    def set_random_seed(self, seed: int) -> None:
+        for i, step in enumerate(self.steps):
+            if hasattr(step, "set_random_seed"):
+                step.set_random_seed(seed + i)
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        for step in self.steps:
+            img = step(img)
+        return img
+
+    def __repr__(self) -> str:
+        return " > ".join(repr(s) for s in self.steps)
 
 
 class BlurJPEG:

@@ -300,6 +300,22 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
         metavar=("MIN", "MAX"),
         help="JPEG quality ~ U{MIN..MAX}",
     )
+    a.add_argument(
+        "--rsa_ops",
+        default="",
+        metavar="OPS",
+        help="RandomStateAugmentation of Community Forensics: 'default' (its 11 operations) or names separated "
+        "by commas (JPEGinMemory,RandomResizeWithRandomIntpl,RandomCrop,...); each runs --rsa_num times, in "
+        "random order, after the shorter side is resized to --image_size / --crop_pct; then a random crop",
+    )
+    a.add_argument(
+        "--rsa_num",
+        type=int,
+        nargs=2,
+        default=[0, 2],
+        metavar=("MIN", "MAX"),
+        help="how often each --rsa_ops operation runs, ~ U{MIN..MAX} per image (Community Forensics: 0 2)",
+    )
     return parser
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from aigbench.datasets.augment import BlurJPEG
+from aigbench.datasets.augment import AugmentChain, BlurJPEG
 from aigbench.datasets.dataset import ImageDataset, build_loader
 from aigbench.datasets.layouts import (
     DEMO_ALIAS,
@@ -33,6 +33,7 @@ from aigbench.datasets.layouts import (
     split_layout,
 )
 from aigbench.datasets.preprocess import Preprocess, preprocess_from_args
+from aigbench.datasets.rsa import RandomStateAugmentation, parse_rsa_ops
 from aigbench.datasets.sampling import describe_mix, parse_sources, sample_weights
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.checkpoint import load_checkpoint, load_model_weights, with_frozen_weights
@@ -117,13 +118,20 @@ def format_align(args: argparse.Namespace, train: bool) -> Optional[FormatAlign]
 def build_transform(args: argparse.Namespace, train: bool) -> ImageTransform:
     """The transform of the model's preprocessing; training adds flips and ``--aug_*``; every
     image is first re-encoded by ``--align_format`` where it applies."""
-    augment = None
+    augments: list[Any] = []
     if train and (args.aug_blur_prob > 0 or args.aug_jpeg_prob > 0):
-        augment = BlurJPEG(args.aug_blur_prob, args.aug_jpeg_prob, args.aug_blur_sigma, args.aug_jpeg_quality)
+        augments.append(BlurJPEG(args.aug_blur_prob, args.aug_jpeg_prob, args.aug_blur_sigma, args.aug_jpeg_quality))
     crop = getattr(args, "train_crop" if train else "eval_crop", None)
     mode = {"full": "none"}.get(crop, crop)
+    cfg = preprocess_of(args)
+    if train and getattr(args, "rsa_ops", ""):
+        # Community Forensics: Resize(shorter side) -> RSA -> RandomCrop(input size)
+        short = int(round(cfg.input_size / cfg.crop_pct)) if cfg.resize_mode == "resize_crop" else cfg.input_size
+        augments.append(RandomStateAugmentation(cfg.input_size, parse_rsa_ops(args.rsa_ops), args.rsa_num, short))
+        mode = mode or "random_crop"
+    augment = augments[0] if len(augments) == 1 else (AugmentChain(augments) if augments else None)
     return ImageTransform.from_preprocess(
-        preprocess_of(args),
+        cfg,
         train,
         augment,
         hflip=getattr(args, "hflip", True),

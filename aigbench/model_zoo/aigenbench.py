@@ -75,7 +75,7 @@ class Family:
 def _dinov2(size: str, width: int) -> Family:
     url = f"https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{size}14/dinov2_vit{size}14_pretrain.pth"
     return Family(
-        f"vit_{ {'s': 'small', 'b': 'base', 'l': 'large', 'g': 'giant'}[size]}_patch14_dinov2",
+        f"vit_{ {'s': 'small', 'b': 'base', 'l': 'large', 'g': 'giant'}[size] }_patch14_dinov2",
         0,
         False,
         None,
