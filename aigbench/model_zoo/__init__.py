@@ -7,8 +7,9 @@ UnivFD         Ojha et al., CVPR 2023: frozen CLIP ViT-L/14 features + linear he
 NPR            Tan et al., CVPR 2024: neighbouring-pixel residuals + truncated ResNet-50
 DCTDetector    Frank et al., ICML 2020: log DCT spectrum + small CNN
 PCALogReg      Bird & Lotfi, IEEE Access 2024 (CIFAKE): PCA + logistic regression
+CommForViT     Park & Owens, CVPR 2025 (Community Forensics): ViT-S/16 at 224 or 384, one logit
 *_probe/_tune  AI-GenBench's baselines (Pellegrini et al. 2025): dinov2_vitl14_tune, RN50_clip_probe, ...
 =============  ===========================================================================
 """
 
-from aigbench.model_zoo import aigenbench, cnnspot, frequency, npr, pca_lr, timm_backbone, univfd  # noqa: F401
+from aigbench.model_zoo import aigenbench, cnnspot, commfor, frequency, npr, pca_lr, timm_backbone, univfd  # noqa: F401
