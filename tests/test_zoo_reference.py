@@ -228,16 +228,22 @@ def npr_reference(state, x):
     npr = x - top_left
     h = F.conv2d(npr * 2.0 / 3.0, state["conv1.weight"], stride=2, padding=1)
     h = F.max_pool2d(torch.relu(bn_eval(h, state, "bn1.")), kernel_size=3, stride=2, padding=1)
-    for layer, blocks, stride in (("layer1", 3, 1), ("layer2", 4, 2)):
-        for i in range(blocks):
-            p, s = f"{layer}.{i}.", stride if i == 0 else 1
-            out = torch.relu(bn_eval(F.conv2d(h, state[p + "conv1.weight"]), state, p + "bn1."))
-            out = torch.relu(bn_eval(F.conv2d(out, state[p + "conv2.weight"], stride=s, padding=1), state, p + "bn2."))
-            out = bn_eval(F.conv2d(out, state[p + "conv3.weight"]), state, p + "bn3.")
-            if p + "downsample.0.weight" in state:
-                h = bn_eval(F.conv2d(h, state[p + "downsample.0.weight"], stride=s), state, p + "downsample.1.")
-            h = torch.relu(out + h)
+    h = resnet_stage_reference(state, h, "layer1", 3, 1)
+    h = resnet_stage_reference(state, h, "layer2", 4, 2)
     return h.mean(dim=(2, 3)) @ state["fc1.weight"].T + state["fc1.bias"], npr
+
+
+def resnet_stage_reference(state, h, layer, blocks, stride):
+    """A torchvision ResNet-50 stage (Bottlenecks, stride on the 3x3) from its state dict."""
+    for i in range(blocks):
+        p, s = f"{layer}.{i}.", stride if i == 0 else 1
+        out = torch.relu(bn_eval(F.conv2d(h, state[p + "conv1.weight"]), state, p + "bn1."))
+        out = torch.relu(bn_eval(F.conv2d(out, state[p + "conv2.weight"], stride=s, padding=1), state, p + "bn2."))
+        out = bn_eval(F.conv2d(out, state[p + "conv3.weight"]), state, p + "bn3.")
+        if p + "downsample.0.weight" in state:
+            h = bn_eval(F.conv2d(h, state[p + "downsample.0.weight"], stride=s), state, p + "downsample.1.")
+        h = torch.relu(out + h)
+    return h
 
 
 def test_npr_matches_reimplementation_of_official_code(tmp_path):

@@ -86,6 +86,32 @@ class BinaryDetector(nn.Module):
         }
 
 
+def bottleneck_layer(inplanes: int, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+    """A ResNet-50 stage (torchvision's ``Bottleneck``, stride on the 3x3, a 1x1 + BN downsample
+    on the first block where the shape changes): ``layerN`` of the official NPR/FreqNet code."""
+    from torchvision.models.resnet import Bottleneck
+
+    downsample = None
+    if stride != 1 or inplanes != planes * Bottleneck.expansion:
+        downsample = nn.Sequential(
+            nn.Conv2d(inplanes, planes * Bottleneck.expansion, 1, stride=stride, bias=False),
+            nn.BatchNorm2d(planes * Bottleneck.expansion),
+        )
+    layers = [Bottleneck(inplanes, planes, stride, downsample)]
+    layers += [Bottleneck(planes * Bottleneck.expansion, planes) for _ in range(1, blocks)]
+    return nn.Sequential(*layers)
+
+
+def init_resnet_(module: nn.Module) -> None:
+    """torchvision's ResNet init: Kaiming-normal (fan out) convolutions, BatchNorm 1 and 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+
+
 @contextmanager
 def float32_region(device_type: str) -> Iterator[None]:
     """Switch autocast off for a block, so that its matmuls run in float32 inside ``torch.autocast``.

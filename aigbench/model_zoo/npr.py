@@ -22,7 +22,13 @@ from torch import nn
 from aigbench.datasets.preprocess import Preprocess
 from aigbench.engine.checkpoint import load_model_weights
 from aigbench.errors import ConfigError
-from aigbench.model_zoo.base import BinaryDetector, PublishedWeights, read_state_dict
+from aigbench.model_zoo.base import (
+    BinaryDetector,
+    PublishedWeights,
+    bottleneck_layer,
+    init_resnet_,
+    read_state_dict,
+)
 from aigbench.registry import MODELS
 
 
@@ -39,35 +45,15 @@ class NPRResNet(nn.Module):
 
     def __init__(self, layers: tuple[int, int] = (3, 4)) -> None:
         super().__init__()
-        from torchvision.models.resnet import Bottleneck
-
-        self.inplanes = 64
         self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=2, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(Bottleneck, 64, layers[0])
-        self.layer2 = self._make_layer(Bottleneck, 128, layers[1], stride=2)
+        self.layer1 = bottleneck_layer(64, 64, layers[0])
+        self.layer2 = bottleneck_layer(256, 128, layers[1], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Linear(512, 1)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-
-    def _make_layer(self, block: Any, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes * block.expansion),
-            )
-        layers = [block(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
+        init_resnet_(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         npr = npr_residual(x)

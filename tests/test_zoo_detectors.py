@@ -1,0 +1,128 @@
+"""Zoo 2 detectors against re-implementations of their official code, with state dicts built in
+the official key names and shapes (the released files cannot be downloaded here) and loaded
+strictly. Weights are random, so a misplaced tensor or a wrong operation changes the outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from aigbench.engine.checkpoint import CheckpointError
+from aigbench.registry import MODELS
+
+from test_zoo_reference import labels, max_diff, resnet_stage_reference
+
+# --------------------------------------------------------------------------- FreqNet
+
+
+def freqnet_official_state(seed=0):
+    """4-classes-freqnet-v2.pth's layout: weight1..4/bias1..4 (raw 1x1 convs), realconv1..4 and
+    imagconv1..4 (1x1, no bias), ResNet-50 layer1/layer2, fc1 (512 -> 1): 156 keys."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for k, (cout, cin) in enumerate(((64, 3), (64, 64), (256, 256), (256, 256)), start=1):
+        state[f"weight{k}"] = torch.randn(cout, cin, 1, 1, generator=g) / cin**0.5
+        state[f"bias{k}"] = torch.randn(cout, generator=g) * 0.1
+    for k, c in enumerate((64, 64, 256, 256), start=1):
+        for part in ("realconv", "imagconv"):
+            state[f"{part}{k}.weight"] = torch.randn(c, c, 1, 1, generator=g) / c**0.5
+    tv = torchvision.models.resnet50().state_dict()
+    for key, v in tv.items():
+        if key.startswith(("layer1.", "layer2.")):
+            if key.endswith("running_var"):
+                state[key] = torch.rand(v.shape, generator=g) + 0.5
+            elif key.endswith("num_batches_tracked"):
+                state[key] = torch.tensor(100)
+            elif key.endswith(("bn1.weight", "bn2.weight", "bn3.weight", "downsample.1.weight")):
+                state[key] = torch.rand(v.shape, generator=g) * 0.5 + 0.5
+            elif v.dim() == 4:
+                state[key] = torch.randn(v.shape, generator=g) * (2 / (v.shape[1] * v.shape[2] * v.shape[3])) ** 0.5
+            else:
+                state[key] = torch.randn(v.shape, generator=g) * 0.1
+    state["fc1.weight"] = torch.randn(1, 512, generator=g)
+    state["fc1.bias"] = torch.randn(1, generator=g) * 0.1
+    return state
+
+
+def np_highpass_hw(x, scale=4):
+    spec = np.fft.fftshift(np.fft.fft2(x, norm="ortho"), axes=(-2, -1))
+    h, w = spec.shape[-2:]
+    spec[..., h // 2 - h // scale : h // 2 + h // scale, w // 2 - w // scale : w // 2 + w // scale] = 0
+    return np.maximum(np.fft.ifft2(np.fft.ifftshift(spec, axes=(-2, -1)), norm="ortho").real, 0)
+
+
+def np_highpass_c(x, scale=4):
+    spec = np.fft.fftshift(np.fft.fft(x, axis=1, norm="ortho"), axes=1)
+    c = spec.shape[1]
+    spec[:, c // 2 - c // scale : c // 2 + c // scale] = 0
+    return np.maximum(np.fft.ifft(np.fft.ifftshift(spec, axes=1), axis=1, norm="ortho").real, 0)
+
+
+def np_conv1x1(x, w, b=None, stride=1):
+    x = x[..., ::stride, ::stride]
+    out = np.einsum("oi,nihw->nohw", w[:, :, 0, 0], x)
+    return out if b is None else out + b[None, :, None, None]
+
+
+def np_fcl(x, state, k):
+    spec = np.fft.fftshift(np.fft.fft2(x, norm="ortho"), axes=(-2, -1))
+    real = np_conv1x1(spec.real, state[f"realconv{k}.weight"])
+    imag = np_conv1x1(spec.imag, state[f"imagconv{k}.weight"])
+    out = np.fft.ifft2(np.fft.ifftshift(real + 1j * imag, axes=(-2, -1)), norm="ortho").real
+    return np.maximum(out, 0)
+
+
+def freqnet_reference(state, x):
+    """networks/freqnet.py's forward with numpy's FFT (float64) and torch's ResNet stages."""
+    s = {k: v.double().numpy() for k, v in state.items() if v.is_floating_point()}
+    relu = lambda a: np.maximum(a, 0)  # noqa: E731
+    h = np_highpass_hw(x.double().numpy())
+    h = relu(np_conv1x1(h, s["weight1"], s["bias1"]))
+    h = np_fcl(np_highpass_c(h), s, 1)
+    h = relu(np_conv1x1(np_highpass_hw(h), s["weight2"], s["bias2"], stride=2))
+    h = np_fcl(np_highpass_c(h), s, 2)
+    t = F.max_pool2d(torch.from_numpy(h), kernel_size=3, stride=2, padding=1)
+    t = resnet_stage_reference({k: v.double() for k, v in state.items()}, t, "layer1", 3, 1)
+    h = relu(np_conv1x1(np_highpass_hw(t.numpy()), s["weight3"], s["bias3"]))
+    h = np_fcl(h, s, 3)
+    h = relu(np_conv1x1(np_highpass_hw(h), s["weight4"], s["bias4"], stride=2))
+    h = np_fcl(h, s, 4)
+    t = resnet_stage_reference({k: v.double() for k, v in state.items()}, torch.from_numpy(h), "layer2", 4, 2)
+    return (t.mean(dim=(2, 3)) @ state["fc1.weight"].double().T + state["fc1.bias"].double()).squeeze(1)
+
+
+def test_freqnet_official_layout_matches_numpy_reference(tmp_path):
+    state = freqnet_official_state()
+    assert len(state) == 156
+    torch.save(state, tmp_path / "4-classes-freqnet-v2.pth")
+    model = MODELS.get("FreqNet")(pretrained_path=str(tmp_path / "4-classes-freqnet-v2.pth")).eval()
+    assert model.pretrained and sum(p.numel() for p in model.parameters()) == 1_850_433
+    x = torch.randn(2, 3, 64, 48)  # non-square, as native-size test sets
+    with torch.no_grad():
+        got_logit = torch.logit(model(x, labels(2))["pred_label"].double(), eps=0)
+    want_logit = freqnet_reference(state, x)
+    scale = want_logit.abs().max().item()
+    assert max_diff(got_logit, want_logit) < 1e-4 * max(1.0, scale), (got_logit, want_logit)
+    cfg = MODELS.get("FreqNet").preprocess
+    assert (cfg.input_size, cfg.resize_mode, cfg.mean) == (256, "resize", (0.485, 0.456, 0.406))
+
+
+def test_freqnet_strict_loading(tmp_path):
+    state = freqnet_official_state()
+    state.pop("imagconv3.weight")
+    torch.save({"model": state}, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match=r"imagconv3\.weight"):
+        MODELS.get("FreqNet")(pretrained_path=str(tmp_path / "bad.pth"))
+
+
+def test_freqnet_stays_float32_under_autocast():
+    model = MODELS.get("FreqNet")().eval()
+    x = torch.randn(1, 3, 40, 40)
+    with torch.no_grad():
+        ref = model(x, labels(1))["pred_label"]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x, labels(1))["pred_label"]
+    assert torch.isfinite(out).all() and max_diff(out, ref) < 0.05
