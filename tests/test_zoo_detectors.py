@@ -13,7 +13,14 @@ import torchvision
 from aigbench.engine.checkpoint import CheckpointError
 from aigbench.registry import MODELS
 
-from test_zoo_reference import labels, max_diff, resnet_stage_reference
+from test_zoo_reference import TOL, labels, max_diff, openai_clip, resnet_stage_reference
+
+
+@pytest.fixture(scope="module")
+def clip_b32(tmp_path_factory):
+    """A random OpenAI-architecture CLIP ViT-B/32 (open_clip) and its weights in OpenAI's layout."""
+    return openai_clip("ViT-B-32-quickgelu", tmp_path_factory.mktemp("clip_b32"))
+
 
 # --------------------------------------------------------------------------- FreqNet
 
@@ -126,3 +133,100 @@ def test_freqnet_stays_float32_under_autocast():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = model(x, labels(1))["pred_label"]
     assert torch.isfinite(out).all() and max_diff(out, ref) < 0.05
+
+
+# --------------------------------------------------------------------------- RINE
+
+
+def rine_official_head(nproj, d, width=768, blocks=12, seed=0):
+    """ckpt/model_*_trainable.pth's layout: alpha [1, n, d]; proj1/proj2 Linear at Sequential
+    indices 1, 4, 7, ...; head Linear at 0, 3, 6."""
+    g = torch.Generator().manual_seed(seed)
+    state = {"alpha": torch.randn(1, blocks, d, generator=g)}
+    for i in range(nproj):
+        state[f"proj1.{1 + 3 * i}.weight"] = (
+            torch.randn(d, width if i == 0 else d, generator=g) / (width if i == 0 else d) ** 0.5
+        )
+        state[f"proj1.{1 + 3 * i}.bias"] = torch.randn(d, generator=g) * 0.1
+        state[f"proj2.{1 + 3 * i}.weight"] = torch.randn(d, d, generator=g) / d**0.5
+        state[f"proj2.{1 + 3 * i}.bias"] = torch.randn(d, generator=g) * 0.1
+    for i, out in ((0, d), (3, d), (6, 1)):
+        state[f"head.{i}.weight"] = torch.randn(out, d, generator=g) / d**0.5
+        state[f"head.{i}.bias"] = torch.randn(out, generator=g) * 0.1
+    return state
+
+
+def rine_reference(ref, state, x, nproj):
+    """src/models.py: hooks on every ln_2 of the CLIP visual transformer, class token, then the head."""
+    outs = []
+    blocks = ref.visual.transformer.resblocks
+    hooks = [b.ln_2.register_forward_hook(lambda m, i, o: outs.append(o)) for b in blocks]
+    with torch.no_grad():
+        ref.encode_image(x)
+    for h in hooks:
+        h.remove()
+    batch_first = getattr(ref.visual.transformer, "batch_first", False)
+    tokens = torch.stack([o[:, 0] if batch_first else o[0] for o in outs], dim=1)  # [B, n, width]
+    g = tokens
+    for i in range(nproj):
+        g = torch.relu(g @ state[f"proj1.{1 + 3 * i}.weight"].T + state[f"proj1.{1 + 3 * i}.bias"])
+    z = (torch.softmax(state["alpha"], dim=1) * g).sum(dim=1)
+    for i in range(nproj):
+        z = torch.relu(z @ state[f"proj2.{1 + 3 * i}.weight"].T + state[f"proj2.{1 + 3 * i}.bias"])
+    h = torch.relu(z @ state["head.0.weight"].T + state["head.0.bias"])
+    h = torch.relu(h @ state["head.3.weight"].T + state["head.3.bias"])
+    return (h @ state["head.6.weight"].T + state["head.6.bias"]).squeeze(1), tokens
+
+
+@pytest.mark.parametrize("nproj, d", [(2, 64), (4, 32)])
+def test_rine_matches_open_clip_ln2_tokens_and_official_head(clip_b32, tmp_path, nproj, d):
+    ref, clip_path = clip_b32
+    state = rine_official_head(nproj, d)
+    torch.save(state, tmp_path / "model_trainable.pth")
+    model = MODELS.get("RINE")(
+        clip_model="ViT-B/32",
+        clip_path=str(clip_path),
+        pretrained_path=str(tmp_path / "model_trainable.pth"),
+        nproj=nproj,
+        proj_dim=d,
+    ).eval()
+    x = torch.randn(2, 3, 224, 224)
+    want_logit, want_tokens = rine_reference(ref, state, x, nproj)
+    with torch.no_grad():
+        tokens = model.frozen_features(x)
+        prob = model(x, labels(2))["pred_label"]
+    assert tokens.shape == (2, 12, 768) and max_diff(tokens, want_tokens) < TOL
+    want = torch.sigmoid(want_logit)
+    assert max_diff(prob, want) < TOL
+    assert 0.02 < want.min() and want.max() < 0.98
+
+
+def test_rine_head_flags_must_match_the_file(tmp_path):
+    torch.save(rine_official_head(4, 32, width=768), tmp_path / "model_2class_trainable.pth")
+    with pytest.raises(CheckpointError, match="pass --nproj 4 --proj_dim 32"):
+        MODELS.get("RINE")(clip_model="ViT-B/32", pretrained_path=str(tmp_path / "model_2class_trainable.pth"))
+
+
+def test_rine_loss_is_summed_bce_plus_supcon():
+    from aigbench.model_zoo.rine import supervised_contrastive
+
+    torch.manual_seed(0)
+    z, y = torch.randn(6, 8), torch.tensor([0, 1, 1, 0, 1, 0])
+    f = F.normalize(z, dim=1)
+    per_anchor = []
+    for i in range(6):  # Khosla et al., eq. 2, one view per image
+        others = [j for j in range(6) if j != i]
+        denom = torch.logsumexp(torch.stack([f[i] @ f[a] / 0.07 for a in others]), 0)
+        pos = [j for j in others if y[j] == y[i]]
+        per_anchor.append(-torch.stack([f[i] @ f[p] / 0.07 - denom for p in pos]).mean())
+    assert supervised_contrastive(z, y).item() == pytest.approx(torch.stack(per_anchor).mean().item(), rel=1e-5)
+    model = MODELS.get("RINE")(clip_model="ViT-B/32", nproj=1, proj_dim=16, factor=0.4, image_size=64)
+    x, lab = torch.randn(4, 3, 64, 64), torch.tensor([0.0, 1.0, 1.0, 0.0])
+    model.eval()
+    out = model(x, lab)
+    logit = torch.logit(out["pred_label"].double())
+    bce = F.binary_cross_entropy_with_logits(logit, lab.double(), reduction="sum")
+    assert out["visual_loss"]["bce_sum"].item() == pytest.approx(bce.item(), rel=1e-4)
+    assert out["backward_loss"].item() == pytest.approx(
+        bce.item() + 0.4 * out["visual_loss"]["supcon"].item(), rel=1e-4
+    )

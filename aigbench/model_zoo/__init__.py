@@ -4,6 +4,7 @@
 TimmDetector   any timm backbone + single-logit head, probe or tune (AI-GenBench protocol)
 CNNSpot        Wang et al., CVPR 2020: ResNet-50 + blur/JPEG augmentation
 UnivFD         Ojha et al., CVPR 2023: frozen CLIP ViT-L/14 features + linear head
+RINE           Koutlis & Papadopoulos, ECCV 2024: CLIP ln_2 tokens of every block + importance estimator
 NPR            Tan et al., CVPR 2024: neighbouring-pixel residuals + truncated ResNet-50
 FreqNet        Tan et al., AAAI 2024: FFT high-pass + frequency convolutions + ResNet stages
 DCTDetector    Frank et al., ICML 2020: log DCT spectrum + small CNN
@@ -13,4 +14,15 @@ CommForViT     Park & Owens, CVPR 2025 (Community Forensics): ViT-S/16 at 224 or
 =============  ===========================================================================
 """
 
-from aigbench.model_zoo import aigenbench, cnnspot, commfor, freqnet, frequency, npr, pca_lr, timm_backbone, univfd  # noqa: F401
+from aigbench.model_zoo import (  # noqa: F401
+    aigenbench,
+    cnnspot,
+    commfor,
+    freqnet,
+    frequency,
+    npr,
+    pca_lr,
+    rine,
+    timm_backbone,
+    univfd,
+)

@@ -82,6 +82,32 @@ def load_clip_visual(encoder: nn.Module, path: str, trust_torchscript: bool = Fa
     load_model_weights(encoder, state, f"--clip_path {path}")
 
 
+def frozen_clip_encoder(
+    clip_model: str, clip_path: str, image_size: int, trust_torchscript: bool = False
+) -> tuple[nn.Module, Optional[dict[str, Any]]]:
+    """A frozen CLIP image encoder (timm, OpenAI's QuickGELU architecture; ``head`` = CLIP's
+    projection) in ``eval()`` mode, with ``--clip_path`` weights when given, and the identity of
+    that file (None for a random encoder, which checkpoints then save whole)."""
+    import timm
+
+    timm_name, dim = CLIP_MODELS[clip_model]
+    encoder = timm.create_model(timm_name, pretrained=False, num_classes=dim, img_size=image_size)
+    if clip_path:
+        load_clip_visual(encoder, clip_path, trust_torchscript)
+    encoder.requires_grad_(False)
+    encoder.eval()
+    return encoder, ({"clip_model": clip_model, **weights_identity(clip_path)} if clip_path else None)
+
+
+def warn_random_clip(model: str, clip_model: str) -> None:
+    logging.getLogger("aigbench").warning(
+        "%s without --clip_path probes RANDOM features of a randomly initialized CLIP %s "
+        "(nothing is downloaded); pass --clip_path <CLIP weights file> to load the real encoder",
+        model,
+        clip_model,
+    )
+
+
 @MODELS.register_module()
 class UnivFD(BinaryDetector):
     """Frozen CLIP ViT-L/14 image features and a linear head."""
@@ -109,25 +135,13 @@ class UnivFD(BinaryDetector):
         trust_torchscript: bool = False,
     ) -> None:
         super().__init__()
-        import timm
-
-        timm_name, dim = CLIP_MODELS[clip_model]
-        self.encoder = timm.create_model(timm_name, pretrained=False, num_classes=dim, img_size=image_size)
-        if clip_path:
-            load_clip_visual(self.encoder, clip_path, trust_torchscript)
         # identity of the frozen encoder, read once from its weight file (none: random, saved whole)
-        self._frozen_identity = {"clip_model": clip_model, **weights_identity(clip_path)} if clip_path else None
-        self.encoder.requires_grad_(False)
-        self.encoder.eval()
-        self.fc = nn.Linear(dim, 1)
+        self.encoder, self._frozen_identity = frozen_clip_encoder(clip_model, clip_path, image_size, trust_torchscript)
+        self.fc = nn.Linear(CLIP_MODELS[clip_model][1], 1)
         whole = self.load_head(pretrained_path) if pretrained_path else False
         self.pretrained = bool(clip_path) or whole
         if not self.pretrained:
-            logging.getLogger("aigbench").warning(
-                "UnivFD without --clip_path probes RANDOM features of a randomly initialized CLIP %s "
-                "(nothing is downloaded); pass --clip_path <CLIP weights file> to load the real encoder",
-                clip_model,
-            )
+            warn_random_clip("UnivFD", clip_model)
 
     def load_head(self, path: str) -> bool:
         """The official ``fc_weights.pth`` ({weight, bias}), or a whole UnivFD state dict.
