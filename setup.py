@@ -59,6 +59,8 @@ setup(
             "selenium>=4.10",
             "optuna>=3.4",
             "wandb>=0.19",
+            # reference of DRCT's contrastive loss in the tests
+            "pytorch-metric-learning>=2.0",
         ],
     },
     entry_points={"console_scripts": ["bench=aigbench.cli.main:cli"]},

@@ -230,3 +230,84 @@ def test_rine_loss_is_summed_bce_plus_supcon():
     assert out["backward_loss"].item() == pytest.approx(
         bce.item() + 0.4 * out["visual_loss"]["supcon"].item(), rel=1e-4
     )
+
+
+# --------------------------------------------------------------------------- DRCT
+
+
+def test_drct_contrastive_loss_equals_pytorch_metric_learning():
+    pml = pytest.importorskip("pytorch_metric_learning.losses")
+    from aigbench.model_zoo.drct import contrastive_loss
+
+    torch.manual_seed(0)
+    for _ in range(5):
+        e, y = torch.randn(12, 16), torch.randint(0, 2, (12,))
+        want = pml.ContrastiveLoss(pos_margin=0.0, neg_margin=1.0)(e, y)
+        assert contrastive_loss(e, y).item() == pytest.approx(want.item(), rel=1e-5, abs=1e-6)
+
+
+def test_drct_convnext_official_layout(tmp_path):
+    import timm
+
+    torch.manual_seed(0)
+    ref = timm.create_model("convnext_base.fb_in22k", pretrained=False, num_classes=1024).eval()
+    with torch.no_grad():
+        for n, p in ref.named_parameters():
+            if n.endswith("gamma"):
+                p.uniform_(0.5, 1.0)  # layer scale starts at 1e-6: make the blocks count
+    fc = torch.nn.Linear(1024, 2)
+    state = {
+        **{f"model.{k}": v for k, v in ref.state_dict().items()},
+        **{f"fc.{k}": v for k, v in fc.state_dict().items()},
+    }
+    assert len(state) == 346 and state["model.head.fc.weight"].shape == (1024, 1024)
+    torch.save(state, tmp_path / "14_acc0.9996.pth")  # a bare state dict, as released
+    model = MODELS.get("DRCT")(pretrained_path=str(tmp_path / "14_acc0.9996.pth")).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        logits = fc(ref(x))
+        want = torch.softmax(logits, dim=1)[:, 1]
+        got = model(x, labels(2))["pred_label"]
+    assert max_diff(got, want) < TOL
+    state.pop("model.stages.2.blocks.5.mlp.fc1.bias")
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match=r"model\.stages\.2\.blocks\.5\.mlp\.fc1\.bias"):
+        MODELS.get("DRCT")(pretrained_path=str(tmp_path / "bad.pth"))
+
+
+def test_drct_clip_official_layout_with_text_tower(clip_b32, tmp_path):
+    ref, _ = clip_b32
+    torch.manual_seed(1)
+    model_fc, fc = torch.nn.Linear(512, 1024), torch.nn.Linear(1024, 2)
+    state = {f"model.model.{k}": v for k, v in ref.state_dict().items()}  # the whole CLIP, text tower included
+    assert any(k.startswith("model.model.token_embedding") for k in state)
+    state.update({f"model.fc.{k}": v for k, v in model_fc.state_dict().items()})
+    state.update({f"fc.{k}": v for k, v in fc.state_dict().items()})
+    torch.save(state, tmp_path / "13_acc0.9664.pth")
+    model = MODELS.get("DRCT")(
+        backbone="clip", clip_model="ViT-B/32", pretrained_path=str(tmp_path / "13_acc0.9664.pth")
+    )
+    model.eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        want = torch.softmax(fc(model_fc(ref.encode_image(x))), dim=1)[:, 1]
+        got = model(x, labels(2))["pred_label"]
+    assert max_diff(got, want) < TOL
+    state["model.model.extra.weight"] = torch.zeros(1)
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="extra.weight"):
+        MODELS.get("DRCT")(backbone="clip", clip_model="ViT-B/32", pretrained_path=str(tmp_path / "bad.pth"))
+
+
+def test_drct_loss_mixes_cross_entropy_and_contrastive():
+    from aigbench.model_zoo.drct import contrastive_loss
+
+    model = MODELS.get("DRCT")(image_size=32).eval()
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0.0, 1.0, 1.0, 0.0])
+    with torch.no_grad():
+        out = model(x, y)
+        logits = model.fc(model.model(x))
+    ce = F.cross_entropy(logits, y.long())
+    assert out["visual_loss"]["ce"].item() == pytest.approx(ce.item(), rel=1e-5)
+    want = 0.7 * ce + 0.3 * contrastive_loss(model.model(x), y)
+    assert out["backward_loss"].item() == pytest.approx(want.item(), rel=1e-5)

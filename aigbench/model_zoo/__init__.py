@@ -4,6 +4,7 @@
 TimmDetector   any timm backbone + single-logit head, probe or tune (AI-GenBench protocol)
 CNNSpot        Wang et al., CVPR 2020: ResNet-50 + blur/JPEG augmentation
 UnivFD         Ojha et al., CVPR 2023: frozen CLIP ViT-L/14 features + linear head
+DRCT           Chen et al., ICML 2024: ConvNeXt-B or CLIP ViT-L/14 embedding, contrastive training
 RINE           Koutlis & Papadopoulos, ECCV 2024: CLIP ln_2 tokens of every block + importance estimator
 NPR            Tan et al., CVPR 2024: neighbouring-pixel residuals + truncated ResNet-50
 FreqNet        Tan et al., AAAI 2024: FFT high-pass + frequency convolutions + ResNet stages
@@ -18,6 +19,7 @@ from aigbench.model_zoo import (  # noqa: F401
     aigenbench,
     cnnspot,
     commfor,
+    drct,
     freqnet,
     frequency,
     npr,

@@ -102,8 +102,15 @@ def create_backbone(
             state = filter_fn(state, model)
         own = model.state_dict()
         classifier = (getattr(model, "pretrained_cfg", None) or {}).get("classifier") or "fc"
-        heads = (classifier,) if isinstance(classifier, str) else tuple(classifier)
-        state = {k: v for k, v in state.items() if k in own or not k.startswith(tuple(f"{h}." for h in heads))}
+        heads = tuple(f"{h}." for h in ((classifier,) if isinstance(classifier, str) else classifier))
+        # the file's classifier is dropped when the model has none or one of another size (a new head)
+        state = {
+            k: v
+            for k, v in state.items()
+            if not k.startswith(heads) or (k in own and tuple(own[k].shape) == tuple(v.shape))
+        }
+        if any(k.startswith(heads) for k in own) and not any(k.startswith(heads) for k in state):
+            state.update({k: v for k, v in own.items() if k.startswith(heads)})  # a fresh head of its own size
         load_model_weights(model, state, f"--pretrained_path {pretrained_path} (timm {backbone})")
     return model
 
