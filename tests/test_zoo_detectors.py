@@ -311,3 +311,56 @@ def test_drct_loss_mixes_cross_entropy_and_contrastive():
     assert out["visual_loss"]["ce"].item() == pytest.approx(ce.item(), rel=1e-5)
     want = 0.7 * ce + 0.3 * contrastive_loss(model.model(x), y)
     assert out["backward_loss"].item() == pytest.approx(want.item(), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- B-Free
+
+
+def bfree_reference(vit, x, size):
+    """The official wrapper's result as the plain timm model averaged over pixel crops: five
+    ``size`` crops at multiples of 14 (centre, top-left, bottom-left, bottom-right, top-right) of the
+    image cut to whole patches, tiled periodically when smaller than ``size``."""
+    h, w = (x.shape[-2] // 14) * 14, (x.shape[-1] // 14) * 14
+    x = x[..., :h, :w]
+    if h < size:
+        x = x.repeat(1, 1, -(-size // h), 1)[..., :size, :]
+    if w < size:
+        x = x.repeat(1, 1, 1, -(-size // w))[..., :size]
+    gh, gw, g = x.shape[-2] // 14, x.shape[-1] // 14, size // 14
+    starts = [((gh - g) // 2, (gw - g) // 2), (0, 0), (gh - g, 0), (gh - g, gw - g), (0, gw - g)]
+    outs = [vit(x[..., y * 14 : y * 14 + size, c * 14 : c * 14 + size]) for y, c in starts]
+    return torch.stack(outs).mean(0).squeeze(1)
+
+
+def test_bfree_official_layout_and_five_crops_of_the_full_image(tmp_path):
+    import timm
+
+    torch.manual_seed(0)
+    size = 112  # 8 x 8 patches instead of 36 x 36: the same code path, cheap on a CPU
+    vit = timm.create_model("vit_base_patch14_reg4_dinov2", pretrained=False, num_classes=1, img_size=size).eval()
+    with torch.no_grad():
+        for n, p in vit.named_parameters():
+            if n.endswith("gamma"):
+                p.uniform_(0.5, 1.0)
+    state = vit.state_dict()
+    assert len(state) == 177 and set(state) >= {"reg_token", "head.weight", "blocks.11.ls2.gamma"}
+    torch.save({"model": state}, tmp_path / "model_epoch_best.pth")
+    model = MODELS.get("BFree")(pretrained_path=str(tmp_path / "model_epoch_best.pth"), image_size=size).eval()
+    for shape in ((150, 200), (80, 100), (112, 300)):  # larger, smaller (tiled), one side smaller
+        x = torch.randn(1, 3, *shape)
+        with torch.no_grad():
+            want = torch.sigmoid(bfree_reference(vit, x, size))
+            got = model(x, labels(1))["pred_label"]
+        assert max_diff(got, want) < TOL, shape
+    cfg = MODELS.get("BFree").preprocess
+    assert (cfg.resize_mode, cfg.input_size, cfg.mean) == ("none", 504, (0.485, 0.456, 0.406))
+
+
+def test_bfree_evaluates_full_images_one_per_batch():
+    from aigbench.engine.args import parse_args, test_parser
+    from aigbench.engine.build import eval_batch_size
+
+    args = parse_args(test_parser(), ["--model", "BFree", "--batch_size", "32"])
+    assert eval_batch_size(args) == 1
+    args = parse_args(test_parser(), ["--model", "BFree", "--batch_size", "32", "--eval_crop", "center_crop"])
+    assert eval_batch_size(args) == 32

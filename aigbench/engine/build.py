@@ -142,8 +142,11 @@ def build_transform(args: argparse.Namespace, train: bool) -> ImageTransform:
 
 
 def eval_batch_size(args: argparse.Namespace) -> int:
-    """``--batch_size``, or 1 with ``--eval_crop full`` (every image at its own size)."""
-    return 1 if getattr(args, "eval_crop", None) == "full" else args.batch_size
+    """``--batch_size``, or 1 when every evaluation image keeps its own size (``--eval_crop full``,
+    or a model that takes full images, ``--resize_mode none``, such as B-Free)."""
+    crop = getattr(args, "eval_crop", None)
+    full = crop == "full" or (crop is None and preprocess_of(args).resize_mode == "none")
+    return 1 if full else args.batch_size
 
 
 def load_data(args: argparse.Namespace, spec: str, split: str, select: bool = True) -> list[Sample]:
