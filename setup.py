@@ -61,6 +61,8 @@ setup(
             "wandb>=0.19",
             # reference of DRCT's contrastive loss in the tests
             "pytorch-metric-learning>=2.0",
+            # reference of C2P-CLIP's Hugging Face CLIP layout in the tests
+            "transformers>=4.40",
         ],
     },
     entry_points={"console_scripts": ["bench=aigbench.cli.main:cli"]},

@@ -364,3 +364,78 @@ def test_bfree_evaluates_full_images_one_per_batch():
     assert eval_batch_size(args) == 1
     args = parse_args(test_parser(), ["--model", "BFree", "--batch_size", "32", "--eval_crop", "center_crop"])
     assert eval_batch_size(args) == 32
+
+
+# --------------------------------------------------------------------------- C2P-CLIP (Hugging Face CLIP)
+
+
+def hf_clip(seed=0):
+    """A random Hugging Face CLIPModel with OpenAI ViT-B/32's image tower (QuickGELU)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(seed)
+    config = transformers.CLIPConfig(
+        vision_config=dict(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            image_size=224,
+            patch_size=32,
+            hidden_act="quick_gelu",
+        ),
+        text_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2),
+        projection_dim=512,
+    )
+    model = transformers.CLIPModel(config).eval()
+    with torch.no_grad():
+        for n, p in model.vision_model.named_parameters():
+            if n.endswith("bias"):
+                p.normal_(0, 0.1)
+            elif "layer_norm" in n or "layrnorm" in n:
+                p.uniform_(0.5, 1.5)
+    return model
+
+
+def c2p_release(hf, fc):
+    """C2P_CLIP_release_20240901.pth's layout: the CLIPModel without text tower, under ``model.``, and model.fc."""
+    state = {
+        f"model.{k}": v for k, v in hf.state_dict().items() if k.startswith(("vision_model.", "visual_projection."))
+    }
+    state.update({f"model.fc.{k}": v for k, v in fc.state_dict().items()})
+    return state
+
+
+def test_c2pclip_release_matches_hugging_face_clip(tmp_path):
+    hf = hf_clip()
+    fc = torch.nn.Linear(512, 1)
+    torch.nn.init.normal_(fc.weight, 0, 1.0)
+    state = c2p_release(hf, fc)
+    assert "model.vision_model.encoder.layers.11.self_attn.q_proj.weight" in state
+    torch.save(state, tmp_path / "C2P_CLIP_release_20240901.pth")
+    model = MODELS.get("C2PCLIP")(
+        clip_model="ViT-B/32", pretrained_path=str(tmp_path / "C2P_CLIP_release_20240901.pth")
+    )
+    model.eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        e = hf.visual_projection(hf.vision_model(pixel_values=x).pooler_output)
+        want = torch.sigmoid(fc(e / e.norm(p=2, dim=-1, keepdim=True)).squeeze(1))
+        got = model(x, labels(2))["pred_label"]
+    assert max_diff(got, want) < TOL
+    assert 0.02 < want.min() and want.max() < 0.98
+    cfg = MODELS.get("C2PCLIP").preprocess
+    assert (cfg.resize_mode, cfg.crop_pct, cfg.interpolation) == ("resize_crop", 1.0, "bilinear")
+
+
+def test_c2pclip_loader_is_strict(tmp_path):
+    hf = hf_clip()
+    state = c2p_release(hf, torch.nn.Linear(512, 1))
+    state.pop("model.vision_model.encoder.layers.3.mlp.fc2.bias")
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match=r"layers\.3\.mlp\.fc2\.bias"):
+        MODELS.get("C2PCLIP")(clip_model="ViT-B/32", pretrained_path=str(tmp_path / "bad.pth"))
+    state = c2p_release(hf, torch.nn.Linear(512, 1))
+    state["model.text_projection.weight"] = torch.zeros(512, 64)
+    torch.save(state, tmp_path / "extra.pth")
+    with pytest.raises(CheckpointError, match="text_projection"):
+        MODELS.get("C2PCLIP")(clip_model="ViT-B/32", pretrained_path=str(tmp_path / "extra.pth"))

@@ -5,6 +5,7 @@ TimmDetector   any timm backbone + single-logit head, probe or tune (AI-GenBench
 CNNSpot        Wang et al., CVPR 2020: ResNet-50 + blur/JPEG augmentation
 UnivFD         Ojha et al., CVPR 2023: frozen CLIP ViT-L/14 features + linear head
 BFree          Guillaro et al., CVPR 2025: DINOv2-reg4 ViT-B/14 on five 504 crops of the full image
+C2PCLIP        Tan et al., AAAI 2025: CLIP ViT-L/14 with merged category-prompt LoRA, linear head
 DRCT           Chen et al., ICML 2024: ConvNeXt-B or CLIP ViT-L/14 embedding, contrastive training
 RINE           Koutlis & Papadopoulos, ECCV 2024: CLIP ln_2 tokens of every block + importance estimator
 NPR            Tan et al., CVPR 2024: neighbouring-pixel residuals + truncated ResNet-50
@@ -19,6 +20,7 @@ CommForViT     Park & Owens, CVPR 2025 (Community Forensics): ViT-S/16 at 224 or
 from aigbench.model_zoo import (  # noqa: F401
     aigenbench,
     bfree,
+    c2pclip,
     cnnspot,
     commfor,
     drct,
