@@ -33,10 +33,30 @@ def zoo_entries(template: str) -> dict[str, dict]:
     return json.loads(spec.read_text(encoding="utf-8")) if spec.is_file() else {}
 
 
+def training_only_flags() -> frozenset[str]:
+    """Flags of train.py that test.py does not take (optimizer, schedule, augmentation, data mix)."""
+    from aigbench.engine.args import test_parser, train_parser
+
+    def options(parser: object) -> set[str]:
+        return {o for a in parser._actions for o in a.option_strings}  # type: ignore[attr-defined]
+
+    return frozenset(options(train_parser()) - options(test_parser()))
+
+
+def evaluation_flags(entry: dict) -> list[str]:
+    """The flags of a zoo entry's test scripts: its ``test_flags``, else its ``flags`` without the
+    training-only ones (a flag with its values is one string, e.g. ``--aug_blur_sigma 0 3``)."""
+    if "test_flags" in entry:
+        return list(entry["test_flags"])
+    train_only = training_only_flags()
+    return [f for f in entry["flags"] if f.split()[0] not in train_only]
+
+
 def render_template(template: str, target: Path, **context: object) -> dict[Path, str]:
     """``{output path: text}`` for every file of ``template`` rendered into ``target``.
 
-    A ``<kind>_zoo.sh.j2`` file is rendered once per ``zoo.json`` entry as ``<kind>_<key>.sh``.
+    A ``<kind>_zoo.sh.j2`` file is rendered once per ``zoo.json`` entry as ``<kind>_<key>.sh``;
+    ``sliding_windows_zoo.sh.j2`` only for the entries with ``"sliding_windows": true``.
     """
     import jinja2
 
@@ -51,8 +71,13 @@ def render_template(template: str, target: Path, **context: object) -> dict[Path
     for p in template_files(template):
         tpl = env.get_template(p.name)
         if p.name.endswith("_zoo.sh.j2"):
+            kind = p.name[: -len("_zoo.sh.j2")]
             for key, entry in entries.items():
-                out[target / p.name.replace("zoo.sh.j2", f"{key}.sh")] = tpl.render(**ctx, key=key, entry=entry)
+                if kind == "sliding_windows" and not entry.get("sliding_windows"):
+                    continue
+                out[target / p.name.replace("zoo.sh.j2", f"{key}.sh")] = tpl.render(
+                    **ctx, key=key, entry=entry, eval_flags=evaluation_flags(entry)
+                )
         else:
             out[target / p.name[: -len(".j2")]] = tpl.render(**ctx)
     return out

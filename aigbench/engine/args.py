@@ -29,6 +29,7 @@ REBUILD_FLAGS = (
     "align_format",
     "eval_crop",
     "eval_crops",
+    "eval_perturb",  # not for robustness sweeps, which start from the clean images
 )
 # Framework flags that a model's __init__ may take as parameters (and so receive their values).
 SHARED_WITH_MODELS = ("image_size", "pretrained_path")
@@ -140,6 +141,14 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="jpeg:QUALITY",
         help="re-encode every evaluation image (validation, test, robustness) in this format first, e.g. "
         "jpeg:96: takes away the real-JPEG / fake-PNG shortcut (Grommelt et al. 2024); recorded in metrics.json",
+    )
+    g.add_argument(
+        "--eval_perturb",
+        default="",
+        metavar="CHAIN",
+        help="perturb every validation and test image first, with a fixed chain of robustness perturbations, "
+        "e.g. aigenbench:1 (AI-GenBench's mandatory evaluation distortions) or jpeg:75>resize:0.5; seeded per "
+        "image, recorded in metrics.json; never applied by bench predict",
     )
     g.add_argument(
         "--max_skip_ratio",
@@ -394,7 +403,10 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
         parser, model_cls, f"{model_name} parameters (from its __init__)", shareable=SHARED_WITH_MODELS
     )
     if config and config.get("model", model_name) == model_name:
-        parser.set_defaults(**{k: config[k] for k in (*names, *REBUILD_FLAGS) if k in config})
+        rebuilt = [k for k in (*names, *REBUILD_FLAGS) if k in config]
+        if hasattr(known, "perturb_stage"):  # a robustness sweep perturbs the clean images itself
+            rebuilt = [k for k in rebuilt if k != "eval_perturb"]
+        parser.set_defaults(**{k: config[k] for k in rebuilt})
         parser.set_defaults(rebuilt_from=str(Path(known.output_dir) / "config.json"))
     args = parser.parse_args(argv)
     from aigbench.metrics import METRIC_NAMES

@@ -130,7 +130,7 @@ def build_transform(args: argparse.Namespace, train: bool) -> ImageTransform:
         augments.append(RandomStateAugmentation(cfg.input_size, parse_rsa_ops(args.rsa_ops), args.rsa_num, short))
         mode = mode or "random_crop"
     augment = augments[0] if len(augments) == 1 else (AugmentChain(augments) if augments else None)
-    return ImageTransform.from_preprocess(
+    transform = ImageTransform.from_preprocess(
         cfg,
         train,
         augment,
@@ -139,6 +139,23 @@ def build_transform(args: argparse.Namespace, train: bool) -> ImageTransform:
         resize_mode=mode,
         crops=getattr(args, "eval_crops", 5) if crop == "multicrop" else 0,
     )
+    spec = getattr(args, "eval_perturb", "")
+    if spec and not train:  # --eval_perturb: a fixed chain on every evaluation image, before resizing
+        transform = transform.with_perturbation(eval_perturbation(spec), "before_resize")
+    return transform
+
+
+def eval_perturbation(spec: str) -> Any:
+    """``--eval_perturb CHAIN``: a chain of perturbations with every strength given, switched on."""
+    from aigbench.robustness.perturbations import Chain
+
+    try:
+        chain = Chain(spec, 1.0)
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"--eval_perturb {spec!r}: {e.args[0] if e.args else e}") from None
+    if chain.swept is not None:
+        raise ConfigError(f"--eval_perturb {spec!r}: give every step a strength (e.g. jpeg:75, aigenbench:1)")
+    return chain
 
 
 def eval_batch_size(args: argparse.Namespace) -> int:

@@ -195,6 +195,7 @@ def record_predictions(
     result = {
         "dataset": name,
         "align_format": getattr(getattr(transform, "align", None), "spec", None),
+        "eval_perturb": getattr(getattr(transform, "perturbation", None), "spec", None),
         "eval_crop": getattr(transform, "crop_name", None),
         **dict(extra or {}),
         **result,

@@ -124,6 +124,7 @@ def predict_images(
     if batch_size:
         argv += ["--batch_size", str(batch_size)]
     args = flags.parse_args(flags.test_parser(), argv)
+    args.eval_perturb = ""  # predictions score the files as they are, whatever the run evaluated on
     paths = collect_images(inputs)
     ctx = DistContext(pick_device(args.device))
     ckpt = ckpts.pick_checkpoint(run, checkpoint)

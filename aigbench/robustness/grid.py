@@ -98,6 +98,14 @@ def run_grid(
     version of it from that decode (:func:`predict_grid`); results equal those of one pass per
     point, which is what runs when images keep their own sizes (``--eval_crop full``).
     """
+    for name, ld in loaders.items():
+        fixed = getattr(ld.dataset.transform, "perturbation", None)
+        if fixed is not None:
+            raise ConfigError(
+                f"test set {name!r} is already perturbed by --eval_perturb {fixed.name!r}; a robustness sweep "
+                f"replaces the perturbation: leave --eval_perturb out (pass --eval_perturb '') and put the chain in "
+                "GRID instead"
+            )
     points = build_grid(grid, seed)
     out_root = Path(output_dir)
     for p in points:

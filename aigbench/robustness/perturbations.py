@@ -11,6 +11,7 @@ name           parameter    unit                                 clean strength
 ``crop``       ``fraction`` centre crop, fraction of each side   1
 ``grayscale``  ``amount``   blend towards gray, 0-1              0
 ``social``     ``level``    social-media chain severity, 0-4     0
+``aigenbench`` ``on``       AI-GenBench's evaluation chain, 0/1  0
 =============  ===========  ===================================  ==============
 
 ``resize`` uses bilinear interpolation both ways; ``resize_nearest``, ``resize_bicubic``,
@@ -324,6 +325,20 @@ SOCIAL_CROP_RATIO = (0.9, 1 / 0.9)
 SOCIAL_INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
 
 
+def random_resized_square(img: np.ndarray, rng: np.random.Generator, scale: tuple[float, float]) -> np.ndarray:
+    """AI-GenBench's ``RandomResizedCropVariable``: a crop of ``scale`` of the area (aspect
+    0.9-1.11) resized to a square of 256-512 px, bilinear, bicubic or Lanczos."""
+    h, w = img.shape[:2]
+    area = rng.uniform(*scale) * h * w
+    ratio = np.exp(rng.uniform(*np.log(SOCIAL_CROP_RATIO)))
+    cw = int(min(w, max(1, round(np.sqrt(area * ratio)))))
+    ch = int(min(h, max(1, round(np.sqrt(area / ratio)))))
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    side = int(rng.integers(SOCIAL_CROP_SIDE[0], SOCIAL_CROP_SIDE[1] + 1))
+    flag = SOCIAL_INTERPOLATIONS[int(rng.integers(len(SOCIAL_INTERPOLATIONS)))]
+    return cv2.resize(img[top : top + ch, left : left + cw], (side, side), interpolation=flag)
+
+
 @PERTURBATIONS.register_module("social")
 class SocialMedia(Perturbation):
     """The chain an image goes through on social media, after AI-GenBench's mandatory evaluation
@@ -359,13 +374,59 @@ class SocialMedia(Perturbation):
         std = rng.uniform(*cfg["noise"])
         noisy = img.astype(np.float32) + rng.standard_normal(img.shape, dtype=np.float32) * std
         img = jpeg(np.clip(np.rint(noisy), 0, 255).astype(np.uint8))
+        return jpeg(random_resized_square(img, rng, cfg["crop_scale"]))
+
+
+def _pillow_jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img)).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+@PERTURBATIONS.register_module("aigenbench")
+class AIGenBenchChain(Perturbation):
+    """AI-GenBench's mandatory evaluation distortions, as its pipeline applies them (each step at
+    random, at its own probability): a random crop to at most 1080 px per side; grayscale (p 0.1);
+    JPEG (p 0.5) with OpenCV or Pillow at quality 50 or 100; Gaussian noise (p 0.3) with std
+    ~ U[0.015, 0.075] x 255 per pixel and channel; JPEG again (p 0.2); a random resized crop
+    (p 0.25, scale 0.5-1, ratio 0.9-1.11) to a square of 256-512 px, bilinear, bicubic or Lanczos;
+    a last JPEG (p 0.1). Strength 1 applies it, 0 leaves the image; the draws are seeded from the
+    image (AI-GenBench seeds them from the image's index), so a set is distorted the same way on
+    every run. ``social`` is the same chain as a severity sweep."""
+
+    name, param, unit, clean_strength = "aigenbench", "on", "1 = AI-GenBench's chain applied, 0 = clean", 0.0
+
+    def validate(self) -> None:
+        if self.strength not in (0.0, 1.0):
+            raise ValueError(f"aigenbench: strength must be 0 (off) or 1 (on), got {self.strength:g}")
+
+    def apply(self, img: np.ndarray) -> np.ndarray:
+        rng = image_rng(img, self.seed, salt=4321)
         h, w = img.shape[:2]
-        area = rng.uniform(*cfg["crop_scale"]) * h * w
-        ratio = np.exp(rng.uniform(*np.log(SOCIAL_CROP_RATIO)))
-        cw = int(min(w, max(1, round(np.sqrt(area * ratio)))))
-        ch = int(min(h, max(1, round(np.sqrt(area / ratio)))))
-        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        side = int(rng.integers(SOCIAL_CROP_SIDE[0], SOCIAL_CROP_SIDE[1] + 1))
-        flag = SOCIAL_INTERPOLATIONS[int(rng.integers(len(SOCIAL_INTERPOLATIONS)))]
-        img = cv2.resize(img[top : top + ch, left : left + cw], (side, side), interpolation=flag)
-        return jpeg(img)
+        ch, cw = min(h, SOCIAL_MAX_SIDE), min(w, SOCIAL_MAX_SIDE)
+        if (ch, cw) != (h, w):
+            top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            img = np.ascontiguousarray(img[top : top + ch, left : left + cw])
+        if rng.random() < 0.1:
+            img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+
+        def maybe_jpeg(x: np.ndarray, p: float) -> np.ndarray:
+            if rng.random() >= p:
+                return x
+            quality = int(rng.choice([50, 100]))  # AI-GenBench's choice of (50, 101), both encoders cap at 100
+            return reencode(x, "jpeg", quality) if rng.random() < 0.5 else _pillow_jpeg(x, quality)
+
+        img = maybe_jpeg(img, 0.5)
+        if rng.random() < 0.3:
+            std = rng.uniform(0.015, 0.075) * 255
+            noisy = img.astype(np.float32) + rng.standard_normal(img.shape, dtype=np.float32) * std
+            img = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+        img = maybe_jpeg(img, 0.2)
+        if rng.random() < 0.25:
+            img = random_resized_square(img, rng, (0.5, 1.0))
+        return maybe_jpeg(img, 0.1)
