@@ -8,7 +8,7 @@ import torch
 
 from aigbench.scaffold import zoo_entries
 
-from conftest import bench, data_flags, run
+from conftest import bench, cifake_subset, data_flags, run
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,40 @@ SMALL = {
     "pca_lr": [],
     "timm_probe": ["--backbone", "resnet18"],
     "timm_tune": ["--backbone", "resnet18"],
+    "freqnet": [],
+    "rine": ["--clip_model", "ViT-B/32", "--nproj", "1", "--proj_dim", "16"],
+    "drct_convnext": ["--accum_iter", "1"],
+    "drct_clip": ["--clip_model", "ViT-B/32", "--accum_iter", "1"],
+    "bfree": [],
+    "c2pclip": ["--clip_model", "ViT-B/32"],
+    "commfor_vit": ["--model_size", "tiny", "--accum_iter", "1"],
+    "aigenbench_dinov2_vitl14_tune": ["--accum_iter", "1"],
+    "aigenbench_dinov2_vitl14_probe": ["--accum_iter", "1"],
+    "aigenbench_clipL14commonpool_tune": ["--accum_iter", "1"],
+    "aigenbench_RN50_clip_probe": [],
 }
+
+
+# large backbones (ViT-B/L, ConvNeXt-B) train on a smaller CIFAKE subset to keep the suite short
+HEAVY = {
+    "bfree",
+    "drct_convnext",
+    "drct_clip",
+    "aigenbench_dinov2_vitl14_tune",
+    "aigenbench_dinov2_vitl14_probe",
+    "aigenbench_clipL14commonpool_tune",
+}
+
+
+@pytest.fixture(scope="module")
+def small_subsets(tmp_path_factory):
+    """JSON lists: 40+40 training and 25+25 test images of cifake-mini."""
+    d = tmp_path_factory.mktemp("small")
+    paths = {}
+    for name, split, n in (("train", "train", 40), ("test", "test", 25)):
+        paths[name] = d / f"{name}.json"
+        paths[name].write_text(json.dumps(cifake_subset(split, n)))
+    return paths
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +75,13 @@ def test_init_model_zoo_writes_one_script_triple_per_model(zoo_project):
 
 
 @pytest.mark.parametrize("key", list(SMALL))
-def test_zoo_model_trains_through_its_script(zoo_project, subsets, key):
+def test_zoo_model_trains_through_its_script(zoo_project, subsets, small_subsets, key):
     out = zoo_project / "output_dir" / key
     flags = ["--image_size", "32", "--resize_mode", "resize", "--batch_size", "32", "--epochs", "1", *SMALL[key]]
-    run(["sh", f"train_{key}.sh", *data_flags(subsets), *flags], cwd=zoo_project, env={"PYTHON": sys.executable})
+    data = small_subsets if key in HEAVY else subsets
+    run(["sh", f"train_{key}.sh", *data_flags(data), *flags], cwd=zoo_project, env={"PYTHON": sys.executable})
     metrics = json.loads((out / "test" / "checkpoint-0" / "test" / "metrics.json").read_text())["metrics"]
-    assert metrics["n"] == 201
+    assert metrics["n"] == (50 if key in HEAVY else 201)
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == zoo_entries("model_zoo")[key]["model"]
     assert torch.load(out / "checkpoint-0.pth", weights_only=True)["epoch"] == 0
@@ -77,3 +111,46 @@ def test_released_checkpoint_is_tested_with_checkpoint_pretrained(zoo_project, s
     )
     res = zoo_project / "output_dir" / "npr" / "test" / "pretrained" / "cifake_sub" / "metrics.json"
     assert json.loads(res.read_text())["metrics"]["n"] == 201
+
+
+def test_script_headers_and_evaluation_flags(zoo_project):
+    freqnet = (zoo_project / "test_freqnet.sh").read_text()
+    assert "--image_size 256" in freqnet and "--lr" not in freqnet and "FreqNet-DeepfakeDetection" in freqnet
+    aigb = (zoo_project / "test_aigenbench_dinov2_vitl14_tune.sh").read_text()
+    assert "--eval_perturb aigenbench:1" in aigb
+    assert not any(f in aigb for f in ("--optimizer", "--scheduler", "--clip_grad", "--accum_iter", "--aug_"))
+    train = (zoo_project / "train_commfor_vit.sh").read_text()
+    assert (
+        "--rsa_ops default" in train and "--warmup_fraction 0.2" in train and "JeongsooP/Community-Forensics" in train
+    )
+    windows = sorted(p.name for p in zoo_project.glob("sliding_windows_*.sh") if p.name != "sliding_windows_mymodel.sh")
+    assert windows == [
+        "sliding_windows_aigenbench_RN50_clip_probe.sh",
+        "sliding_windows_aigenbench_clipL14commonpool_tune.sh",
+        "sliding_windows_aigenbench_dinov2_vitl14_probe.sh",
+        "sliding_windows_aigenbench_dinov2_vitl14_tune.sh",
+    ]
+
+
+def test_aigenbench_sliding_windows_through_its_script(zoo_project, genimage_tree):
+    """AI-GenBench's pipeline: chronological windows, warm starts, SGD + OneCycle, the mandatory
+    evaluation distortions on validation and test images."""
+    key = "aigenbench_RN50_clip_probe"
+    run(
+        ["sh", f"sliding_windows_{key}.sh", "--window_size", "2", "--image_size", "32", "--batch_size", "32"],
+        cwd=zoo_project,
+        env={"PYTHON": sys.executable, "DATA": str(genimage_tree)},
+    )
+    out = zoo_project / "output_dir" / f"sliding_windows_{key}"
+    info = json.loads((out / "windows.json").read_text())
+    assert list(info["windows"]) == ["w0", "w1"] and info["cumulative"]
+    w1 = json.loads((out / "train_w1" / "config.json").read_text())
+    assert w1["init_from"].endswith("checkpoint-0.pth") and "train_w0" in w1["init_from"]
+    assert (w1["optimizer"], w1["scheduler"], w1["clip_grad"], w1["eval_perturb"]) == (
+        "sgd",
+        "onecycle",
+        1.0,
+        "aigenbench:1",
+    )
+    metrics = json.loads(next((out / "train_w1" / "test").glob("*/*/metrics.json")).read_text())
+    assert metrics["eval_perturb"] == "aigenbench:1"

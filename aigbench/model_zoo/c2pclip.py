@@ -34,7 +34,7 @@ from torch import nn
 from aigbench.datasets.preprocess import Preprocess
 from aigbench.engine.checkpoint import CheckpointError, load_model_weights
 from aigbench.model_zoo.base import BinaryDetector, PublishedWeights, read_state_dict, weights_identity
-from aigbench.model_zoo.univfd import CLIP_MEAN, CLIP_MODELS, CLIP_STD, load_clip_visual
+from aigbench.model_zoo.univfd import CLIP_MEAN, CLIP_MODELS, CLIP_STD, load_clip_visual, warn_random_clip
 from aigbench.registry import MODELS
 
 HF_LAYER_NAMES = {
@@ -123,6 +123,8 @@ class C2PCLIP(BinaryDetector):
         if freeze_backbone:
             self.encoder.requires_grad_(False)
             self.encoder.eval()
+            if not weights:
+                warn_random_clip("C2PCLIP", clip_model)
 
     def load_released(self, path: str) -> None:
         state = read_state_dict(path)
