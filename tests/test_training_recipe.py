@@ -118,3 +118,101 @@ def test_init_from_starts_from_a_checkpoints_weights(project, subsets):
         project, "train.py", *flags, "--output_dir", "output_dir/c", "--init_from", "missing.pth", check=False
     )
     assert proc.returncode == 2 and "missing.pth" in proc.stderr
+
+
+# --------------------------------------------------------------------------- host reads (CUDA hot path)
+
+
+class NaNAt(torch.nn.Module):
+    """A linear model whose loss is NaN on its ``bad``-th forward (0-based)."""
+
+    def __init__(self, bad: int = -1):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = torch.nn.Linear(3, 1)
+        self.bn = torch.nn.BatchNorm1d(3)
+        self.calls, self.bad = 0, bad
+
+    def forward(self, image, label, *args, **kwargs):
+        logit = self.lin(self.bn(image.mean((2, 3)))).squeeze(1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, label)
+        if self.calls == self.bad:
+            loss = loss * float("nan")
+        self.calls += 1
+        return {
+            "backward_loss": loss,
+            "pred_label": torch.sigmoid(logit),
+            "visual_loss": {"bce": loss.detach()},
+            "visual_image": {},
+        }
+
+
+class HostReads:
+    """Counts every read of a tensor's value by the host (the calls that wait for a GPU)."""
+
+    def __init__(self, monkeypatch):
+        self.n = 0
+        for name in ("item", "tolist", "__float__", "__bool__", "__int__"):
+            original = getattr(torch.Tensor, name)
+
+            def counted(t, *a, _orig=original, **k):
+                self.n += 1
+                return _orig(t, *a, **k)
+
+            monkeypatch.setattr(torch.Tensor, name, counted)
+
+
+def run_epoch(model, sync_every, n_batches=10, **kw):
+    ctx = DistContext(torch.device("cpu"))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    return train_one_epoch(
+        model,
+        fake_loader(n_batches=n_batches),
+        opt,
+        None,
+        None,
+        ctx,
+        0,
+        show_progress=False,
+        validate=False,
+        sync_every=sync_every,
+        **kw,
+    )
+
+
+def test_reading_scalars_every_few_steps_gives_the_same_epoch():
+    a, b = NaNAt(), NaNAt()
+    ra, rb = run_epoch(a, 1), run_epoch(b, 4)
+    assert ra.global_step == rb.global_step == 10
+    assert {k: ra.stats[k] for k in ("loss", "acc", "bce")} == pytest.approx(
+        {k: rb.stats[k] for k in ("loss", "acc", "bce")}, rel=1e-6
+    )
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_one_host_read_per_interval(monkeypatch):
+    counter = HostReads(monkeypatch)
+    run_epoch(NaNAt(), 4, n_batches=12)
+    reads_every_4 = counter.n
+    counter.n = 0
+    run_epoch(NaNAt(), 1, n_batches=12)
+    assert reads_every_4 <= 3 + 1  # steps 3, 7, 11 (+ the epoch's closing all-reduce)
+    assert counter.n >= 12  # every batch when reading each step
+
+
+def test_nan_between_reads_puts_back_the_last_checked_weights():
+    from aigbench.engine.contract import NonFiniteLossError
+
+    model = NaNAt(bad=6)
+    seen = []
+    model.register_forward_pre_hook(lambda m, a: seen.append({k: v.clone() for k, v in model.state_dict().items()}))
+    with pytest.raises(NonFiniteLossError, match="put back to those of step 4") as e:
+        run_epoch(model, 4)
+    assert e.value.global_step == 4
+    after_4_steps = seen[4]  # the weights the 5th forward saw
+    assert all(torch.equal(v, after_4_steps[k]) for k, v in model.state_dict().items())
+    assert all(torch.isfinite(v.float()).all() for v in model.state_dict().values())
+    # read every batch (the CPU default): caught before stepping
+    model = NaNAt(bad=6)
+    with pytest.raises(NonFiniteLossError, match="step 6"):
+        run_epoch(model, 1)

@@ -7,7 +7,6 @@ import logging
 import math
 import sys
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -19,7 +18,7 @@ from tqdm import tqdm
 from aigbench.datasets.dataset import model_input
 from aigbench.engine.amp import MAX_SKIPPED_STEPS, AmpPolicy, as_policy
 from aigbench.engine.checkpoint import unwrap
-from aigbench.engine.contract import NonFiniteLossError, check_finite_loss, scalar_dict, validate_output
+from aigbench.engine.contract import NonFiniteLossError, check_finite_loss, validate_output
 from aigbench.engine.dist import DistContext, all_gather_objects, all_reduce_mean, broadcast_buffers
 from aigbench.engine.memory import TRIM_EVERY, trim_heap
 
@@ -88,6 +87,38 @@ class EpochResult:
     first_batch: Optional[dict[str, Any]] = None
 
 
+class WeightSnapshot:
+    """A host copy of what training changes (trainable parameters and buffers), refreshed at
+    each check without waiting for the device (pinned memory, non-blocking copies on CUDA):
+    the last weights known to be finite, put back when a later check finds a NaN/inf."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        inner = unwrap(model)
+        pin = next((p.is_cuda for p in inner.parameters()), False)
+        self.tensors = {n: p for n, p in inner.named_parameters() if p.requires_grad}
+        self.tensors.update(dict(inner.named_buffers()))
+        self.copies = {n: torch.empty(t.shape, dtype=t.dtype, pin_memory=pin) for n, t in self.tensors.items()}
+        self.global_step = 0
+
+    def take(self, global_step: int) -> None:
+        with torch.no_grad():
+            for n, t in self.tensors.items():
+                self.copies[n].copy_(t.detach(), non_blocking=True)
+        self.global_step = global_step
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for n, t in self.tensors.items():
+                t.copy_(self.copies[n])
+
+
+def sync_interval(ctx: DistContext, scaling: bool, log_every: int) -> int:
+    """Optimizer steps between host reads of the training scalars: every step on the CPU (a read
+    costs nothing there) and with a float16 GradScaler (torch's ``scaler.step`` reads its
+    overflow flag every step anyway); on CUDA otherwise once per ``--log_every`` steps."""
+    return 1 if ctx.device.type != "cuda" or scaling else max(1, log_every)
+
+
 def train_one_epoch(
     model: torch.nn.Module,
     loader: DataLoader,
@@ -105,10 +136,16 @@ def train_one_epoch(
     show_progress: bool = True,
     channels_last: Optional[bool] = None,
     clip_grad: float = 0.0,
+    sync_every: Optional[int] = None,
 ) -> EpochResult:
     """One pass over ``loader``; ``clip_grad > 0`` clips the gradients' total norm before each step.
-    Raises :class:`NonFiniteLossError` on a NaN/inf loss before
-    stepping, so the weights in memory are still those of the last good step.
+
+    The loss, ``visual_loss`` and accuracy are summed on the device, and read by the host once
+    per ``sync_every`` batches (default :func:`sync_interval`: each batch on the CPU, once per
+    ``log_every`` on CUDA), in one transfer with a NaN/inf flag. A non-finite loss raises
+    :class:`NonFiniteLossError` with the weights in memory those of the last good step: checked
+    before stepping when every batch is read; otherwise the trainable weights and buffers are
+    put back to the host copy taken at the last check that found everything finite.
 
     With a float16 GradScaler, a non-finite loss is an overflow that the scaler skips (it
     lowers its scale and the weights do not change); only :data:`MAX_SKIPPED_STEPS` of them
@@ -117,86 +154,111 @@ def train_one_epoch(
     amp = as_policy(amp, ctx.device)
     channels_last = channels_last_of(model) if channels_last is None else channels_last
     scaling = scaler is not None and scaler.is_enabled()
+    sync_every = sync_interval(ctx, scaling, log_every) if sync_every is None else max(1, int(sync_every))
     model.train()
-    sums: dict[str, float] = defaultdict(float)
+    sums: dict[str, torch.Tensor] = {}  # on the device: value x batch size
+    host: dict[str, float] = {}
     count = 0
     skipped = SkipCounter()
     first_batch = None
     nonfinite_streak = 0
+    bad = torch.zeros((), dtype=torch.bool, device=ctx.device)  # a non-finite loss since the last check
+    snapshot = WeightSnapshot(model) if sync_every > 1 else None
+    if snapshot is not None:
+        snapshot.take(global_step)
     optimizer.zero_grad(set_to_none=True)
     n_steps = len(loader)
     bar = progress(loader, f"train epoch {epoch}", show_progress and ctx.is_main)
     start = time.perf_counter()
     checked = not validate
+    unread = False  # sums updated since the last host read
+
+    def read(step: int, log_now: bool, values: dict[str, torch.Tensor]) -> None:
+        nonlocal host, unread
+        got = _read_sums(
+            {**sums, **{f"step/{k}": v for k, v in values.items()}}, bad, ctx, snapshot, epoch, step, global_step
+        )
+        host = {k: v / max(count, 1) for k, v in got.items() if not k.startswith("step/")}
+        unread = False
+        if ctx.is_main:
+            if hasattr(bar, "set_postfix") and "loss" in host:
+                bar.set_postfix(loss=f"{host['loss']:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+            if logger is not None and log_now and values:
+                logged = {k[len("step/") :]: v for k, v in got.items() if k.startswith("step/")}
+                logger.scalars("train_step", {**logged, "lr": optimizer.param_groups[0]["lr"]}, global_step)
+
     for step, batch in enumerate(bar):
         skipped.add(batch["skipped"])
-        if "label" not in batch:  # every file of the batch was undecodable
-            continue
-        boundary = (step + 1) % accum_iter == 0 or step + 1 == n_steps
-        sync = contextlib.nullcontext() if boundary or not hasattr(model, "no_sync") else model.no_sync()
-        with sync:
-            out, label, image = _forward(model, batch, ctx.device, amp, channels_last)
-            if not checked:
-                validate_output(out, label.shape[0], _model_name(model))
-                checked = True
-            loss = out["backward_loss"]
-            if scaling and not math.isfinite(float(loss.detach())):
-                nonfinite_streak += 1
-                if nonfinite_streak > MAX_SKIPPED_STEPS:
-                    raise NonFiniteLossError(
-                        f"backward_loss was non-finite on {nonfinite_streak} float16 steps in a row (epoch {epoch}, "
-                        f"step {step}); the GradScaler cannot fix it. Lower --lr or run with --no-amp.",
-                        global_step,
+        values: dict[str, torch.Tensor] = {}
+        if "label" in batch:  # else every file of the batch was undecodable
+            boundary = (step + 1) % accum_iter == 0 or step + 1 == n_steps
+            sync = contextlib.nullcontext() if boundary or not hasattr(model, "no_sync") else model.no_sync()
+            with sync:
+                out, label, image = _forward(model, batch, ctx.device, amp, channels_last)
+                if not checked:
+                    validate_output(out, label.shape[0], _model_name(model))
+                    checked = True
+                loss = out["backward_loss"]
+                if scaling and not math.isfinite(float(loss.detach())):  # torch's scaler reads it anyway
+                    nonfinite_streak += 1
+                    if nonfinite_streak > MAX_SKIPPED_STEPS:
+                        raise NonFiniteLossError(
+                            f"backward_loss was non-finite on {nonfinite_streak} float16 steps in a row (epoch "
+                            f"{epoch}, step {step}); the GradScaler cannot fix it. Lower --lr or run with --no-amp.",
+                            global_step,
+                        )
+                else:
+                    nonfinite_streak = 0
+                    if snapshot is None:  # read every batch: check before stepping
+                        check_finite_loss(loss, f"epoch {epoch}, step {step}", global_step)
+                    else:
+                        bad = bad | ~torch.isfinite(loss.detach())
+                scaled = loss / accum_iter
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            if first_batch is None and "features" not in batch:  # cached features are no images to show
+                first_batch = {
+                    "image": image[:32].detach().cpu(),
+                    "label": label[:32].detach().cpu(),
+                    "score": out["pred_label"][:32].detach().float().cpu(),
+                    "visual_image": {k: v.detach().cpu() for k, v in out["visual_image"].items()},
+                }
+            if boundary:
+                if clip_grad > 0:
+                    if scaler is not None:
+                        scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(
+                        [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None], clip_grad
                     )
-            else:
-                nonfinite_streak = 0
-                check_finite_loss(loss, f"epoch {epoch}, step {step}", global_step)
-            scaled = loss / accum_iter
-            (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        if first_batch is None and "features" not in batch:  # cached features are no images to show
-            first_batch = {
-                "image": image[:32].detach().cpu(),
-                "label": label[:32].detach().cpu(),
-                "score": out["pred_label"][:32].detach().float().cpu(),
-                "visual_image": {k: v.detach().cpu() for k, v in out["visual_image"].items()},
-            }
-        if boundary:
-            if clip_grad > 0:
                 if scaler is not None:
-                    scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(
-                    [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None], clip_grad
-                )
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if scheduler is not None:
-                scheduler.step()
-            global_step += 1
-        b = label.shape[0]
-        if nonfinite_streak:  # a step the GradScaler skipped: nothing to average
-            continue
-        values = {"loss": float(loss.detach())}
-        values.update(scalar_dict(out["visual_loss"]))
-        with torch.no_grad():
-            values["acc"] = float(((out["pred_label"].detach() >= 0.5).float() == label).float().mean())
-        for k, v in values.items():
-            sums[k] += v * b
-        count += b
-        if ctx.is_main:
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{sums['loss'] / count:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-            if logger is not None and step % log_every == 0:
-                values["lr"] = optimizer.param_groups[0]["lr"]
-                logger.scalars("train_step", values, global_step)
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if scheduler is not None:
+                    scheduler.step()
+                global_step += 1
+            if not nonfinite_streak:  # else a step the GradScaler skipped: nothing to average
+                b = label.shape[0]
+                with torch.no_grad():
+                    values = {"loss": loss.detach().float()}
+                    values.update(device_scalars(out["visual_loss"], ctx.device))
+                    values["acc"] = ((out["pred_label"].detach() >= 0.5).float() == label).float().mean()
+                    for k, v in values.items():
+                        sums[k] = sums[k] + v * b if k in sums else v * b
+                count += b
+                unread = True
+        # the same steps on every process (the flag is all-reduced), whatever each one's batch held
+        log_now = step % log_every == 0 and sync_every == 1 or (step + 1) % sync_every == 0 and sync_every > 1
+        if (step + 1) % sync_every == 0 or step + 1 == n_steps:
+            read(step, log_now, values)
+    if unread:
+        read(n_steps - 1, False, {})
     if hasattr(bar, "close"):
         bar.close()
     trim_heap()
     elapsed = time.perf_counter() - start
-    stats = {k: v / max(count, 1) for k, v in sums.items()}
+    stats = dict(host)
     stats = all_reduce_mean(stats, ctx.device)
     all_skipped = sorted({p for part in all_gather_objects(skipped.paths) for p in part})
     if all_skipped:
@@ -210,6 +272,48 @@ def train_one_epoch(
     stats["images_per_s"] = count * ctx.world_size / max(elapsed, 1e-9)
     stats["lr"] = optimizer.param_groups[0]["lr"]
     return EpochResult(stats, global_step, all_skipped, first_batch)
+
+
+def device_scalars(visual_loss: Any, device: torch.device) -> dict[str, torch.Tensor]:
+    """``visual_loss`` as 0-d float tensors on ``device`` (no host read)."""
+    return {
+        k: (v.detach().float().reshape(()) if isinstance(v, torch.Tensor) else torch.tensor(float(v), device=device))
+        for k, v in visual_loss.items()
+    }
+
+
+def _read_sums(
+    sums: dict[str, torch.Tensor],
+    bad: torch.Tensor,
+    ctx: DistContext,
+    snapshot: Optional[WeightSnapshot],
+    epoch: int,
+    step: int,
+    global_step: int,
+) -> dict[str, float]:
+    """One host read of every running sum and the NaN/inf flag (all processes agree on the flag).
+    A non-finite loss since the last read puts the weights of that read back and raises."""
+    keys = list(sums)
+    flag = bad.float().reshape(1)
+    if ctx.distributed and snapshot is not None:
+        import torch.distributed as dist
+
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    packed = torch.cat([flag, *[sums[k].float().reshape(1) for k in keys]]).tolist()  # the one sync
+    if packed[0] > 0:
+        if snapshot is None:
+            raise NonFiniteLossError(f"backward_loss was non-finite before epoch {epoch}, step {step}", global_step)
+        snapshot.restore()
+        raise NonFiniteLossError(
+            f"backward_loss was non-finite between optimizer steps {snapshot.global_step} and {global_step} (epoch "
+            f"{epoch}, checked at step {step}); the weights were put back to those of step {snapshot.global_step}, "
+            "the last check that found every loss finite. Lower --lr, check the inputs and the loss, or disable "
+            "--amp; resume from the last checkpoint with --resume.",
+            snapshot.global_step,
+        )
+    if snapshot is not None:
+        snapshot.take(global_step)
+    return dict(zip(keys, packed[1:]))
 
 
 @dataclass
