@@ -154,3 +154,52 @@ def test_aigenbench_sliding_windows_through_its_script(zoo_project, genimage_tre
     )
     metrics = json.loads(next((out / "train_w1" / "test").glob("*/*/metrics.json")).read_text())
     assert metrics["eval_perturb"] == "aigenbench:1"
+
+
+def test_community_forensics_script_mixes_hugging_face_fakes_and_local_reals(zoo_project, tmp_path):
+    """train_commfor_vit.sh on its recipe's data: a Community Forensics parquet shard (its fakes)
+    beside a local folder of real photos, reals drawn as often as fakes (--balance label), RSA."""
+    import pyarrow.parquet as pq
+    from test_sources import community_forensics_parquet
+
+    from test_trust_data import cifake_files, fill
+
+    fakes = tmp_path / "CommunityForensics" / "train-00000-of-00001.parquet"
+    community_forensics_parquet(fakes, n=24, row_group_size=16)
+    table = pq.read_table(fakes)
+    pq.write_table(table.filter(table.column("label").to_numpy() == 1), fakes)  # the HF fakes only
+    fill(tmp_path / "reals" / "real", cifake_files("train", "REAL", 60, 200))
+    proc = run(
+        [
+            "sh",
+            "train_commfor_vit.sh",
+            "--data_path",
+            f"{fakes}:1,{tmp_path / 'reals'}:1",
+            "--val_split",
+            "0.2",
+            "--test_data_path",
+            str(fakes),
+            "--model_size",
+            "tiny",
+            "--image_size",
+            "32",
+            "--batch_size",
+            "8",
+            "--accum_iter",
+            "1",
+            "--epochs",
+            "1",
+            "--output_dir",
+            "output_dir/commfor_mix",
+        ],
+        cwd=zoo_project,
+        env={"PYTHON": sys.executable},
+    )
+    assert "real 50.0 %" in proc.stdout + proc.stderr
+    config = json.loads((zoo_project / "output_dir" / "commfor_mix" / "config.json").read_text())
+    assert (config["rsa_ops"], config["warmup_fraction"], config["clip_grad"], config["balance"]) == (
+        "default",
+        0.2,
+        1.0,
+        "label",
+    )
