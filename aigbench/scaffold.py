@@ -75,8 +75,11 @@ def render_template(template: str, target: Path, **context: object) -> dict[Path
             for key, entry in entries.items():
                 if kind == "sliding_windows" and not entry.get("sliding_windows"):
                     continue
+                flags = evaluation_flags(entry)
+                if kind == "test_robust":  # a sweep perturbs the clean images itself
+                    flags = [f for f in flags if f.split()[0] != "--eval_perturb"]
                 out[target / p.name.replace("zoo.sh.j2", f"{key}.sh")] = tpl.render(
-                    **ctx, key=key, entry=entry, eval_flags=evaluation_flags(entry)
+                    **ctx, key=key, entry=entry, eval_flags=flags
                 )
         else:
             out[target / p.name[: -len(".j2")]] = tpl.render(**ctx)

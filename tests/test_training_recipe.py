@@ -162,9 +162,9 @@ class HostReads:
             monkeypatch.setattr(torch.Tensor, name, counted)
 
 
-def run_epoch(model, sync_every, n_batches=10, **kw):
+def run_epoch(model, sync_every, n_batches=10, opt=None, **kw):
     ctx = DistContext(torch.device("cpu"))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt = opt or torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     return train_one_epoch(
         model,
         fake_loader(n_batches=n_batches),
@@ -206,9 +206,11 @@ def test_nan_between_reads_puts_back_the_last_checked_weights():
     model = NaNAt(bad=6)
     seen = []
     model.register_forward_pre_hook(lambda m, a: seen.append({k: v.clone() for k, v in model.state_dict().items()}))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     with pytest.raises(NonFiniteLossError, match="put back to those of step 4") as e:
-        run_epoch(model, 4)
+        run_epoch(model, 4, opt=opt)
     assert e.value.global_step == 4
+    assert not opt.state  # the momentum buffers that the NaN gradients reached are gone
     after_4_steps = seen[4]  # the weights the 5th forward saw
     assert all(torch.equal(v, after_4_steps[k]) for k, v in model.state_dict().items())
     assert all(torch.isfinite(v.float()).all() for v in model.state_dict().values())

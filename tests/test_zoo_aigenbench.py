@@ -153,3 +153,13 @@ def test_aigenbench_loader_is_strict(tmp_path):
         MODELS.get("dinov2_vits14_probe")(pretrained_path=str(tmp_path / "broken.pth"))
     with pytest.raises(CheckpointError, match="does not exist"):
         MODELS.get("dinov2_vits14_probe")(pretrained_path=str(tmp_path / "missing.pth"))
+
+
+def test_clip_projection_is_part_of_the_weights(tmp_path):
+    """CLIP's projection is the backbone's timm head here: a file without it is an error, never a
+    random projection."""
+    ref, path = openai_clip("RN50", tmp_path)
+    state = {k: v for k, v in ref.state_dict().items() if k != "visual.attnpool.c_proj.weight"}
+    torch.save(state, tmp_path / "no_proj.pth")
+    with pytest.raises(CheckpointError, match=r"head\.proj\.weight"):
+        MODELS.get("RN50_clip_probe")(pretrained_path=str(tmp_path / "no_proj.pth"))

@@ -319,13 +319,12 @@ def test_drct_loss_mixes_cross_entropy_and_contrastive():
 def bfree_reference(vit, x, size):
     """The official wrapper's result as the plain timm model averaged over pixel crops: five
     ``size`` crops at multiples of 14 (centre, top-left, bottom-left, bottom-right, top-right) of the
-    image cut to whole patches, tiled periodically when smaller than ``size``."""
+    image cut to whole patches; when a side is smaller than ``size`` the image is tiled and both
+    sides cut to ``size`` (the official ``replicate_wrap`` on the patch grid)."""
     h, w = (x.shape[-2] // 14) * 14, (x.shape[-1] // 14) * 14
     x = x[..., :h, :w]
-    if h < size:
-        x = x.repeat(1, 1, -(-size // h), 1)[..., :size, :]
-    if w < size:
-        x = x.repeat(1, 1, 1, -(-size // w))[..., :size]
+    if h < size or w < size:  # the official replicate_wrap cuts both sides when either is short
+        x = x.repeat(1, 1, max(-(-size // h), 1), max(-(-size // w), 1))[..., :size, :size]
     gh, gw, g = x.shape[-2] // 14, x.shape[-1] // 14, size // 14
     starts = [((gh - g) // 2, (gw - g) // 2), (0, 0), (gh - g, 0), (gh - g, gw - g), (0, gw - g)]
     outs = [vit(x[..., y * 14 : y * 14 + size, c * 14 : c * 14 + size]) for y, c in starts]

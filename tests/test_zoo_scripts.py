@@ -57,6 +57,13 @@ def small_subsets(tmp_path_factory):
     return paths
 
 
+def data_json(data, folder):
+    """A test_datasets.json naming the test subset."""
+    path = folder / "zoo_tests.json"
+    path.write_text(json.dumps({"test": str(data["test"])}))
+    return path
+
+
 @pytest.fixture(scope="module")
 def zoo_project(tmp_path_factory):
     d = tmp_path_factory.mktemp("zoo")
@@ -82,6 +89,20 @@ def test_zoo_model_trains_through_its_script(zoo_project, subsets, small_subsets
     run(["sh", f"train_{key}.sh", *data_flags(data), *flags], cwd=zoo_project, env={"PYTHON": sys.executable})
     metrics = json.loads((out / "test" / "checkpoint-0" / "test" / "metrics.json").read_text())["metrics"]
     assert metrics["n"] == (50 if key in HEAVY else 201)
+    if key == "aigenbench_RN50_clip_probe":  # its robustness script sweeps the clean test images
+        run(
+            [
+                "sh",
+                f"test_robust_{key}.sh",
+                "--test_data_json",
+                str(data_json(data, zoo_project)),
+                "--batch_size",
+                "64",
+            ],
+            cwd=zoo_project,
+            env={"PYTHON": sys.executable},
+        )
+        assert (out / "robustness" / "checkpoint-0" / "robustness.csv").is_file()
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == zoo_entries("model_zoo")[key]["model"]
     assert torch.load(out / "checkpoint-0.pth", weights_only=True)["epoch"] == 0
@@ -118,6 +139,7 @@ def test_script_headers_and_evaluation_flags(zoo_project):
     assert "--image_size 256" in freqnet and "--lr" not in freqnet and "FreqNet-DeepfakeDetection" in freqnet
     aigb = (zoo_project / "test_aigenbench_dinov2_vitl14_tune.sh").read_text()
     assert "--eval_perturb aigenbench:1" in aigb
+    assert "--eval_perturb" not in (zoo_project / "test_robust_aigenbench_dinov2_vitl14_tune.sh").read_text()
     assert not any(f in aigb for f in ("--optimizer", "--scheduler", "--clip_grad", "--accum_iter", "--aug_"))
     train = (zoo_project / "train_commfor_vit.sh").read_text()
     assert (

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 from aigbench.datasets.cache import DecodedCache
 from aigbench.datasets.layouts import DatasetError, Sample, load_samples
+from aigbench.datasets.shards import ShardBatchSampler, shard_ids
 from aigbench.datasets.sources import load_image
 from aigbench.datasets.table import SampleTable
 from aigbench.datasets.transforms import ImageTransform, Normalizer
@@ -235,6 +236,23 @@ def build_loader(
     # OpenCV's own thread pool competes with torch's threads for the same cores; the loader
     # parallelises across images (num_workers) instead.
     cv2.setNumThreads(1)
+    collate = collate_features if isinstance(dataset, FeatureDataset) else Collate(dataset.transform.normalizer)
+    workers = dict(
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=torch.cuda.is_available(),
+        worker_init_fn=_SeedWorker(dataset) if num_workers > 0 and getattr(dataset, "transform", None) else None,
+        # Evaluation workers live as long as their loader (every validation, test and sweep of a
+        # run); training workers start each epoch, seeded from --seed and the epoch, so that a
+        # resumed run draws exactly the augmentations of an uninterrupted one.
+        persistent_workers=num_workers > 0 and not train,
+    )
+    shards = shard_ids(dataset) if weights is None and not isinstance(dataset, FeatureDataset) else None
+    if shards is not None:  # rows of several table files: each process and worker reads its own shards
+        world = torch.distributed.get_world_size() if distributed else 1
+        rank = torch.distributed.get_rank() if distributed else 0
+        batches = ShardBatchSampler(shards, batch_size, train, num_workers, rank, world, seed, distributed)
+        return DataLoader(dataset, batch_sampler=batches, **workers)
     if weights is not None:
         from aigbench.datasets.sampling import WeightedDistributedSampler
 
@@ -248,41 +266,44 @@ def build_loader(
     else:
         sampler = SequentialSampler(dataset)
     return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=num_workers,
-        collate_fn=collate_features if isinstance(dataset, FeatureDataset) else Collate(dataset.transform.normalizer),
-        pin_memory=torch.cuda.is_available(),
-        drop_last=train if drop_last is None else drop_last,
-        worker_init_fn=_SeedWorker(dataset) if num_workers > 0 and getattr(dataset, "transform", None) else None,
-        # Evaluation workers live as long as their loader (every validation, test and sweep of a
-        # run); training workers start each epoch, seeded from --seed and the epoch, so that a
-        # resumed run draws exactly the augmentations of an uninterrupted one.
-        persistent_workers=num_workers > 0 and not train,
+        dataset, batch_size=batch_size, sampler=sampler, drop_last=train if drop_last is None else drop_last, **workers
     )
+
+
+def is_distributed(loader: DataLoader) -> bool:
+    """Whether ``loader`` shards its dataset across processes."""
+    return isinstance(loader.sampler, DistributedSampler) or getattr(loader.batch_sampler, "distributed", False)
 
 
 def multi_view_loader(loader: DataLoader, views: Sequence[ImageTransform]) -> DataLoader:
     """A loader like the evaluation ``loader`` whose items hold every view of each image
     (:class:`MultiViewDataset`), decoded once."""
-    distributed = isinstance(loader.sampler, DistributedSampler)
     return build_loader(
-        MultiViewDataset(loader.dataset, views), loader.batch_size, False, loader.num_workers, distributed
+        MultiViewDataset(loader.dataset, views),
+        loader_batch_size(loader),
+        False,
+        loader.num_workers,
+        is_distributed(loader),
     )
 
 
 def evaluation_view(loader: DataLoader, transform: ImageTransform) -> DataLoader:
     """A loader like the evaluation ``loader`` (batch size, workers, process sharding) over the
     same samples through ``transform``; ``loader`` and its dataset are unchanged."""
-    distributed = isinstance(loader.sampler, DistributedSampler)
-    return build_loader(loader.dataset.view(transform), loader.batch_size, False, loader.num_workers, distributed)
+    return build_loader(
+        loader.dataset.view(transform), loader_batch_size(loader), False, loader.num_workers, is_distributed(loader)
+    )
+
+
+def loader_batch_size(loader: DataLoader) -> int:
+    """The batch size of ``loader`` (its batch sampler's when it has one of its own)."""
+    return loader.batch_size if loader.batch_size is not None else loader.batch_sampler.batch_size
 
 
 def set_loader_epoch(loader: DataLoader, epoch: int, seed: int) -> None:
     """Make epoch ``epoch``'s order and augmentation depend only on ``seed`` and ``epoch``."""
-    sampler = loader.sampler
-    if hasattr(sampler, "set_epoch"):  # DistributedSampler, WeightedDistributedSampler
+    sampler = loader.batch_sampler if hasattr(loader.batch_sampler, "set_epoch") else loader.sampler
+    if hasattr(sampler, "set_epoch"):  # DistributedSampler, WeightedDistributedSampler, ShardBatchSampler
         sampler.set_epoch(epoch)
     elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
         sampler.generator.manual_seed(seed + epoch)

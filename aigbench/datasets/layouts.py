@@ -55,7 +55,7 @@ SPLITS = ("train", "val", "test")
 # Folder, column and shard names of splits, as the benchmarks spell them.
 SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 # A row of a table source (``datasets/sources.py``): ``<file.parquet|.arrow>#<row>``.
-ROW_PATH = re.compile(r"^(?P<file>.+\.(?:parquet|arrow))#(?P<row>\d+)$", re.IGNORECASE)
+ROW_PATH = re.compile(r"^(?P<file>.+\.(?:parquet|arrow|tar))#(?P<row>\d+)$", re.IGNORECASE)
 # A requested split that the tree does not have, and the one used instead (with a note).
 SPLIT_FALLBACK = {"test": "val"}
 # --max_skip_ratio: the largest fraction of undecodable images a dataset may have before a run stops.

@@ -224,6 +224,82 @@ def _parquet_row(file: str, row: int) -> Optional[bytes]:
     return _image_value(values[row - int(starts[group])].as_py())
 
 
+# WebDataset shards: a sample is the tar members that share a key (the member name up to the first
+# dot of its base name): the image (jpg, png, webp, ...), and its label as ``cls`` (a number or
+# word) or in ``json`` (label / generator / category keys, as the other tables' columns).
+TAR_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "ppm")
+_TARS: OrderedDict[str, Any] = OrderedDict()
+
+
+def _tar_key(name: str) -> tuple[str, str]:
+    folder, _, base = name.rpartition("/")
+    stem, _, ext = base.partition(".")
+    return (f"{folder}/{stem}" if folder else stem), ext.lower()
+
+
+def tar_index(file: str) -> list[dict[str, Any]]:
+    """The samples of one WebDataset shard in member order: ``{"key", "image": (offset, size),
+    "cls", "json"}`` (the small label members read, the images only located)."""
+    import tarfile
+
+    groups: dict[str, dict[str, Any]] = {}
+    with tarfile.open(file, "r:") as tf:  # uncompressed, as WebDataset writes: members are seekable
+        for m in tf:
+            if not m.isfile():
+                continue
+            key, ext = _tar_key(m.name)
+            g = groups.setdefault(key, {"key": key})
+            if ext in TAR_IMAGE_EXTS and "image" not in g:
+                g["image"] = (m.offset_data, m.size)
+            elif ext in ("cls", "label", "json", "txt") and m.size < 1 << 20:
+                data = tf.extractfile(m)
+                g[ext] = data.read().decode("utf-8", "replace").strip() if data is not None else ""
+    return [g for g in groups.values() if "image" in g]
+
+
+def tar_samples(root: Path, labels: Optional[dict[str, int]] = None) -> list[Sample]:
+    """Every sample of a WebDataset ``.tar`` shard, or of every shard below a folder (sorted)."""
+    files = [root] if root.is_file() else sorted(p for g in ("*.tar", "*/*.tar") for p in root.glob(g))
+    out: list[Sample] = []
+    for f in files:
+        try:
+            index = tar_index(str(f))
+        except (OSError, EOFError) as e:
+            raise DatasetError(f"{f}: not a readable (uncompressed) tar shard ({e})") from None
+        split = _split_from_name(f, root)
+        for i, g in enumerate(index):
+            meta: dict[str, Any] = {}
+            if "json" in g:
+                try:
+                    meta = json.loads(g["json"])
+                except json.JSONDecodeError:
+                    raise DatasetError(f"{f}: {g['key']}.json is not valid JSON") from None
+            lab = find_column(list(meta), LABEL_COLUMNS)
+            value = g.get("cls", g.get("label", meta.get(lab) if lab else None))
+            if value is None:
+                raise DatasetError(
+                    f"{f}: sample {g['key']!r} has no label: add a {g['key']}.cls member (0 = real, 1 = fake) "
+                    f"or a label key in {g['key']}.json"
+                )
+            if isinstance(value, str) and value.lstrip("-").isdigit():
+                value = int(value)
+            gen = meta.get(find_column(list(meta), GENERATOR_COLUMNS) or "", "")
+            cat = meta.get(find_column(list(meta), CATEGORY_COLUMNS) or "", "")
+            spl = str(meta.get("split", split) or "").lower()
+            label = parse_label(value, labels, f"{f}: {g['key']}", fake_flag=(lab or "").lower() in FAKE_FLAG_COLUMNS)
+            out.append(Sample(row_path(str(f), i), label, str(gen or ""), str(cat or ""), SPLIT_WORDS.get(spl, spl)))
+    return out
+
+
+def _tar_row(file: str, row: int) -> Optional[bytes]:
+    opened = _TARS.get(file)
+    if opened is None:  # the shard's image locations and an open handle, once per process
+        opened = _remember(_TARS, file, ([g["image"] for g in tar_index(file)], open(file, "rb")))
+    spans, handle = opened
+    offset, size = spans[row]
+    return os.pread(handle.fileno(), size, offset)  # no shared file position: safe in forked workers
+
+
 def read_row_bytes(path: str) -> Optional[bytes]:
     """The encoded image of a ``<file>#<row>`` sample, or None when it cannot be read."""
     m = ROW_PATH.match(path)
@@ -235,6 +311,8 @@ def read_row_bytes(path: str) -> Optional[bytes]:
             table = _arrow_table(file)
             column = find_column(table.column_names, IMAGE_COLUMNS)
             return _image_value(table.column(column)[row].as_py())
+        if file.lower().endswith(".tar"):
+            return _tar_row(file, row)
         return _parquet_row(file, row)
     except (OSError, IndexError, ValueError, KeyError):
         return None
@@ -271,6 +349,24 @@ class Parquet:
     @classmethod
     def samples(cls, root: Path, labels: Optional[dict[str, int]] = None) -> list[Sample]:
         return parquet_samples(root, labels)
+
+
+@LAYOUTS.register_module()
+class WebDataset:
+    """WebDataset ``.tar`` shards (a file or a folder of them): ``<key>.jpg|png|webp`` with
+    ``<key>.cls`` or ``<key>.json`` (label, generator); read by seeking to each member."""
+
+    priority = 0
+
+    @classmethod
+    def detect(cls, root: Path, labels: Optional[dict[str, int]] = None) -> bool:
+        if root.is_file():
+            return root.suffix.lower() == ".tar"
+        return root.is_dir() and any(next(root.glob(p), None) for p in ("*.tar", "*/*.tar"))
+
+    @classmethod
+    def samples(cls, root: Path, labels: Optional[dict[str, int]] = None) -> list[Sample]:
+        return tar_samples(root, labels)
 
 
 @LAYOUTS.register_module()

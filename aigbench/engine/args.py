@@ -413,9 +413,14 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
 
     if hasattr(args, "best_metric") and args.best_metric not in METRIC_NAMES:
         parser.error(f"--best_metric must be one of {', '.join(METRIC_NAMES)}, got {args.best_metric!r}")
-    for flag in ("batch_size", "epochs", "accum_iter", "test_period", "image_size", "threads"):
+    for flag in ("batch_size", "epochs", "accum_iter", "test_period", "image_size", "threads", "log_every"):
         if getattr(args, flag, None) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    fraction = getattr(args, "warmup_fraction", None)
+    if fraction is not None and not 0.0 <= fraction < 1.0:
+        parser.error(f"--warmup_fraction must be a fraction in [0, 1), got {fraction}")
+    if getattr(args, "clip_grad", 0.0) < 0:
+        parser.error(f"--clip_grad must be a norm > 0 (or 0: off), got {args.clip_grad}")
     if getattr(args, "keep_last", 0) < 0:
         parser.error(f"--keep_last must be 0 (keep all) or a number of checkpoints, got {args.keep_last}")
     for flag in ("val_split", "test_split"):

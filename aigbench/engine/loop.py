@@ -92,8 +92,9 @@ class WeightSnapshot:
     each check without waiting for the device (pinned memory, non-blocking copies on CUDA):
     the last weights known to be finite, put back when a later check finds a NaN/inf."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, optimizer: Optional[torch.optim.Optimizer] = None) -> None:
         inner = unwrap(model)
+        self.optimizer = optimizer
         pin = next((p.is_cuda for p in inner.parameters()), False)
         self.tensors = {n: p for n, p in inner.named_parameters() if p.requires_grad}
         self.tensors.update(dict(inner.named_buffers()))
@@ -107,9 +108,13 @@ class WeightSnapshot:
         self.global_step = global_step
 
     def restore(self) -> None:
+        """The weights of the last check back in the model; the optimizer's state (moments, which
+        the non-finite gradients reached) is cleared, so that nothing saved after this holds NaN."""
         with torch.no_grad():
             for n, t in self.tensors.items():
                 t.copy_(self.copies[n])
+        if self.optimizer is not None:
+            self.optimizer.state.clear()
 
 
 def sync_interval(ctx: DistContext, scaling: bool, log_every: int) -> int:
@@ -163,7 +168,7 @@ def train_one_epoch(
     first_batch = None
     nonfinite_streak = 0
     bad = torch.zeros((), dtype=torch.bool, device=ctx.device)  # a non-finite loss since the last check
-    snapshot = WeightSnapshot(model) if sync_every > 1 else None
+    snapshot = WeightSnapshot(model, optimizer) if sync_every > 1 else None
     if snapshot is not None:
         snapshot.take(global_step)
     optimizer.zero_grad(set_to_none=True)
@@ -171,15 +176,13 @@ def train_one_epoch(
     bar = progress(loader, f"train epoch {epoch}", show_progress and ctx.is_main)
     start = time.perf_counter()
     checked = not validate
-    unread = False  # sums updated since the last host read
 
     def read(step: int, log_now: bool, values: dict[str, torch.Tensor]) -> None:
-        nonlocal host, unread
+        nonlocal host
         got = _read_sums(
             {**sums, **{f"step/{k}": v for k, v in values.items()}}, bad, ctx, snapshot, epoch, step, global_step
         )
         host = {k: v / max(count, 1) for k, v in got.items() if not k.startswith("step/")}
-        unread = False
         if ctx.is_main:
             if hasattr(bar, "set_postfix") and "loss" in host:
                 bar.set_postfix(loss=f"{host['loss']:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
@@ -247,13 +250,10 @@ def train_one_epoch(
                     for k, v in values.items():
                         sums[k] = sums[k] + v * b if k in sums else v * b
                 count += b
-                unread = True
         # the same steps on every process (the flag is all-reduced), whatever each one's batch held
         log_now = step % log_every == 0 and sync_every == 1 or (step + 1) % sync_every == 0 and sync_every > 1
         if (step + 1) % sync_every == 0 or step + 1 == n_steps:
             read(step, log_now, values)
-    if unread:
-        read(n_steps - 1, False, {})
     if hasattr(bar, "close"):
         bar.close()
     trim_heap()
@@ -277,7 +277,11 @@ def train_one_epoch(
 def device_scalars(visual_loss: Any, device: torch.device) -> dict[str, torch.Tensor]:
     """``visual_loss`` as 0-d float tensors on ``device`` (no host read)."""
     return {
-        k: (v.detach().float().reshape(()) if isinstance(v, torch.Tensor) else torch.tensor(float(v), device=device))
+        k: (
+            v.detach().float().reshape(()).to(device, non_blocking=True)
+            if isinstance(v, torch.Tensor)
+            else torch.tensor(float(v), device=device)
+        )
         for k, v in visual_loss.items()
     }
 
@@ -307,8 +311,8 @@ def _read_sums(
         raise NonFiniteLossError(
             f"backward_loss was non-finite between optimizer steps {snapshot.global_step} and {global_step} (epoch "
             f"{epoch}, checked at step {step}); the weights were put back to those of step {snapshot.global_step}, "
-            "the last check that found every loss finite. Lower --lr, check the inputs and the loss, or disable "
-            "--amp; resume from the last checkpoint with --resume.",
+            "the last check that found every loss finite, and the optimizer's moments cleared. Lower --lr, check "
+            "the inputs and the loss, or disable --amp; resume from the last checkpoint with --resume.",
             snapshot.global_step,
         )
     if snapshot is not None:

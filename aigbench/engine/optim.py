@@ -40,6 +40,15 @@ def scheduler_from_args(optimizer: torch.optim.Optimizer, args: argparse.Namespa
     ``--warmup_fraction``, ``--min_lr``), or torch's OneCycleLR over every step with its defaults."""
     total = max(1, args.epochs * steps_per_epoch)
     if getattr(args, "scheduler", "cosine") == "onecycle":
+        import logging
+
+        logging.getLogger("aigbench").info(
+            "--scheduler onecycle: lr from %.3g up to --lr %.3g over the first 30%% of %d steps, then down (torch's "
+            "defaults); the momentum (beta1) cycles 0.95-0.85, so --momentum, --warmup_* and --min_lr are unused",
+            args.lr / 25,
+            args.lr,
+            total,
+        )
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total)
     fraction = getattr(args, "warmup_fraction", None)
     warmup_epochs = args.warmup_epochs if fraction is None else fraction * args.epochs

@@ -8,7 +8,8 @@ one-logit head, applied to the **whole image without resizing**, as the official
 
 1. the patch embedding (14 x 14, stride 14) of the whole image: an ``h x w`` grid of tokens
    (trailing rows and columns that do not fill a patch are ignored);
-2. a grid smaller than 36 on a side is tiled periodically up to 36;
+2. a grid smaller than 36 on either side is tiled periodically and cut to 36 x 36 (both sides,
+   as the official ``replicate_wrap``);
 3. five 36 x 36 crops of the grid (centre, top-left, bottom-left, bottom-right, top-right), each
    through the transformer; the logit is the mean of the five.
 
@@ -35,13 +36,12 @@ GRID = 36  # 504 / 14 patches a side
 
 
 def five_crops(tokens: torch.Tensor, size: int = GRID) -> torch.Tensor:
-    """[B, C, h, w] patch embeddings → [5B, C, size, size]: tiled up to ``size``, then the centre,
+    """[B, C, h, w] patch embeddings → [5B, C, size, size]: tiled and cut to ``size`` x ``size`` when
+    a side is shorter than ``size``, then the centre,
     top-left, bottom-left, bottom-right and top-right crops (the official order)."""
     b, c, h, w = tokens.shape
-    if h < size:
-        tokens = tokens.repeat(1, 1, -(-size // h), 1)[:, :, :size]
-    if w < size:
-        tokens = tokens.repeat(1, 1, 1, -(-size // w))[:, :, :, :size]
+    if h < size or w < size:  # the official replicate_wrap: tiled, then both sides cut to size
+        tokens = tokens.repeat(1, 1, max(-(-size // h), 1), max(-(-size // w), 1))[:, :, :size, :size]
     h, w = tokens.shape[-2:]
     top, left = (h - size) // 2, (w - size) // 2
     starts = [(top, left), (0, 0), (h - size, 0), (h - size, w - size), (0, w - size)]

@@ -128,11 +128,13 @@ class DRCT(BinaryDetector):
         if backbone == "clip":
             self.model: nn.Module = DRCTCLIP(clip_model, image_size)
             if backbone_path:
-                load_clip_visual(self.model.model, backbone_path, trust_torchscript)
+                load_clip_visual(self.model.model, backbone_path, trust_torchscript, flag="--backbone_path")
             if freeze_extractor:
                 self.model.model.requires_grad_(False)
         else:
-            self.model = create_backbone("convnext_base", image_size, backbone_path, num_classes=1024)
+            self.model = create_backbone(
+                "convnext_base", image_size, backbone_path, num_classes=1024, fresh_head=True, flag="--backbone_path"
+            )
         self.fc = nn.Linear(1024, 2)
         if pretrained_path:
             self.load_released(pretrained_path)

@@ -70,6 +70,8 @@ def create_backbone(
     pretrained_path: str = "",
     num_classes: int = 0,
     state: Optional[dict[str, torch.Tensor]] = None,
+    fresh_head: bool = False,
+    flag: str = "--pretrained_path",
     **kwargs: Any,
 ) -> nn.Module:
     """A timm model without classifier (``num_classes=0``) or with timm's own head of
@@ -78,8 +80,11 @@ def create_backbone(
     ``pretrained_path`` is a local file in timm, torchvision or original (e.g. OpenAI CLIP)
     format (``state``: its tensors, already read and converted by the caller): the timm model
     family's own checkpoint filter converts it, an unused classifier is dropped, and the load is
-    strict (missing, unexpected or mis-shaped keys are an error). An OpenAI CLIP ViT (tag
-    ``openai``) is built with QuickGELU (:func:`openai_clip_quickgelu_name`).
+    strict (missing, unexpected or mis-shaped keys are an error). ``fresh_head``: the model's
+    head of ``num_classes`` is new (DRCT's 1024-d embedding): a file's head of another size is
+    dropped and the new one keeps its init; otherwise a head of ``num_classes`` is part of the
+    weights (CLIP's projection) and must be in the file. An OpenAI CLIP ViT (tag ``openai``) is
+    built with QuickGELU (:func:`openai_clip_quickgelu_name`). ``flag`` names the weights in errors.
     """
     import sys
 
@@ -96,22 +101,17 @@ def create_backbone(
         extra["img_size"] = image_size
     model = timm.create_model(backbone, pretrained=False, num_classes=num_classes, **extra)
     if pretrained_path:
-        state = read_state_dict(pretrained_path) if state is None else state
+        state = read_state_dict(pretrained_path, flag) if state is None else state
         filter_fn = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
         if filter_fn is not None:
             state = filter_fn(state, model)
         own = model.state_dict()
         classifier = (getattr(model, "pretrained_cfg", None) or {}).get("classifier") or "fc"
         heads = tuple(f"{h}." for h in ((classifier,) if isinstance(classifier, str) else classifier))
-        # the file's classifier is dropped when the model has none or one of another size (a new head)
-        state = {
-            k: v
-            for k, v in state.items()
-            if not k.startswith(heads) or (k in own and tuple(own[k].shape) == tuple(v.shape))
-        }
-        if any(k.startswith(heads) for k in own) and not any(k.startswith(heads) for k in state):
-            state.update({k: v for k, v in own.items() if k.startswith(heads)})  # a fresh head of its own size
-        load_model_weights(model, state, f"--pretrained_path {pretrained_path} (timm {backbone})")
+        if num_classes == 0 or fresh_head:  # the file's classifier is not this model's head
+            state = {k: v for k, v in state.items() if not k.startswith(heads)}
+            state.update({k: v for k, v in own.items() if k.startswith(heads)})  # the new head keeps its init
+        load_model_weights(model, state, f"{flag} {pretrained_path} (timm {backbone})")
     return model
 
 

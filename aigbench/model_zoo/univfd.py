@@ -74,12 +74,12 @@ def read_clip_state(path: str, trust_torchscript: bool = False, flag: str = "--c
         raise CheckpointError(f"{flag} {path!r}: cannot load the TorchScript archive: {e}") from None
 
 
-def load_clip_visual(encoder: nn.Module, path: str, trust_torchscript: bool = False) -> None:
+def load_clip_visual(encoder: nn.Module, path: str, trust_torchscript: bool = False, flag: str = "--clip_path") -> None:
     """Load CLIP image-encoder weights into a timm CLIP ViT, strictly (text tower ignored)."""
     from timm.models.vision_transformer import checkpoint_filter_fn
 
-    state = checkpoint_filter_fn(read_clip_state(path, trust_torchscript), encoder)
-    load_model_weights(encoder, state, f"--clip_path {path}")
+    state = checkpoint_filter_fn(read_clip_state(path, trust_torchscript, flag), encoder)
+    load_model_weights(encoder, state, f"{flag} {path}")
 
 
 def frozen_clip_encoder(

@@ -24,7 +24,14 @@ import numpy as np
 
 from aigbench.datasets.layouts import DatasetError
 from aigbench.fileio import write_json
-from aigbench.protocols.common import protocol_parser, read_predictions, run_cell, save_heatmap, write_matrix
+from aigbench.protocols.common import (
+    ProtocolError,
+    protocol_parser,
+    read_predictions,
+    run_cell,
+    save_heatmap,
+    write_matrix,
+)
 
 log = logging.getLogger("aigbench")
 
@@ -124,7 +131,13 @@ def run(argv: Optional[Sequence[str]] = None) -> np.ndarray:
         train_gens = [g for w in windows[: i + 1] for g in w] if args.cumulative else windows[i]
         train_flags = ["--generators", ",".join(train_gens)]
         if args.warm_start and i > 0:  # the previous window's final weights (its last epoch)
-            train_flags += ["--init_from", str(list_epoch_checkpoints(out / f"train_{names[i - 1]}")[-1])]
+            previous = list_epoch_checkpoints(out / f"train_{names[i - 1]}")
+            if not previous:
+                raise ProtocolError(
+                    f"{out / f'train_{names[i - 1]}'} has no checkpoint-<epoch>.pth to warm-start window {n} from "
+                    "(deleted?); delete that window's folder to retrain it, or pass --no-warm_start"
+                )
+            train_flags += ["--init_from", str(previous[-1])]
         metrics_file = run_cell(out / f"train_{n}", args, train_flags, passthrough)
         y, s, gens = read_predictions(metrics_file.parent / "predictions.csv")
         cells[n] = {"trained_on": train_gens, "tested": {}}

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import torch
 from torch.utils.data import DataLoader
 
-from aigbench.datasets.dataset import evaluation_view, multi_view_loader
+from aigbench.datasets.dataset import evaluation_view, loader_batch_size, multi_view_loader
 from aigbench.engine.amp import AmpPolicy
 from aigbench.engine.dist import DistContext
 from aigbench.engine.evaluate import DEFAULT_MAX_SKIP_RATIO, evaluate_datasets, record_predictions
@@ -211,7 +211,7 @@ def predict_grid(
     out: dict[tuple[str, Union[int, str]], Predictions] = {}
     for name, ld in loaders.items():
         tr = ld.dataset.transform
-        per_view = ld.batch_size * tr.image_size**2 * 3 * max(1, tr.crops)
+        per_view = loader_batch_size(ld) * tr.image_size**2 * 3 * max(1, tr.crops)
         in_flight = 2 * ld.num_workers + 1  # prefetched batches (prefetch_factor 2 per worker) and the current one
         group = max(1, VIEW_BUDGET_BYTES // max(per_view * in_flight, 1))
         for start in range(0, len(keys), group):

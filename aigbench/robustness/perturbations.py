@@ -309,9 +309,10 @@ class Chain(Perturbation):
 # AI-GenBench's mandatory evaluation chain (training_and_evaluation/lightning_data_modules/
 # ai_genbench_pipeline.py, BSD-3-Clause) applies each step at random with a fixed probability
 # (grayscale 0.1, JPEG 0.5 / 0.2 / 0.1, noise 0.3, resized crop 0.25) at one strength: JPEG
-# quality 50-100, GaussNoise std 0.015-0.075 of 255 (3.8-19.1 levels), RandomResizedCrop scale
-# 0.5-1, ratio 0.9-1.11, to a square side of 256-512 px. Here every step runs at every level
-# (grayscale at AI-GenBench's probability), with ranges that widen up to AI-GenBench's at level 4.
+# quality 50 or 100 (the ``aigenbench`` perturbation), GaussNoise std 0.015-0.075 of 255 (3.8-19.1
+# levels), RandomResizedCrop scale 0.5-1, ratio 0.9-1.11, to a square side of 256-512 px. In
+# ``social`` every step runs at every level (grayscale at AI-GenBench's probability), with ranges
+# that widen up to AI-GenBench's at level 4 (JPEG quality 50-100).
 SOCIAL_LEVELS: Sequence[dict] = (
     {},
     {"gray_p": 0.1, "quality": (90, 100), "noise": (0.0, 3.8), "crop_scale": (0.9, 1.0)},
