@@ -63,6 +63,8 @@ setup(
             "pytorch-metric-learning>=2.0",
             # reference of C2P-CLIP's Hugging Face CLIP layout in the tests
             "transformers>=4.40",
+            # writes the WebDataset shards of the tests (aigbench reads them with the standard library)
+            "webdataset>=0.2",
         ],
     },
     entry_points={"console_scripts": ["bench=aigbench.cli.main:cli"]},

@@ -3,11 +3,9 @@ loader worker reads its own shards, evaluation counts each image once, built fro
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
-import tarfile
 
 import numpy as np
 import pytest
@@ -30,22 +28,14 @@ def cifake_rows(split, n):
 
 
 def write_tar_shards(folder, rows, per_shard, prefix="train"):
-    """WebDataset shards as its ShardWriter writes them: ``<prefix>-000000.tar``, each sample a
-    ``<key>.jpg`` with ``<key>.cls`` and ``<key>.json``."""
+    """WebDataset shards written by webdataset's own ``ShardWriter`` (``<prefix>-000000.tar``, each
+    sample ``<key>.jpg`` with ``<key>.cls`` and ``<key>.json``)."""
+    wds = pytest.importorskip("webdataset")
     folder.mkdir(parents=True, exist_ok=True)
-    for s in range(0, len(rows), per_shard):
-        with tarfile.open(folder / f"{prefix}-{s // per_shard:06d}.tar", "w") as tf:
-            for i, (path, label) in enumerate(rows[s : s + per_shard], start=s):
-                key = f"{i:08d}"
-                meta = {"generator": "stable_diffusion" if label else "", "source": "cifake"}
-                for ext, data in (
-                    ("jpg", path.read_bytes()),
-                    ("cls", str(label).encode()),
-                    ("json", json.dumps(meta).encode()),
-                ):
-                    info = tarfile.TarInfo(f"{key}.{ext}")
-                    info.size = len(data)
-                    tf.addfile(info, io.BytesIO(data))
+    with wds.ShardWriter(str(folder / f"{prefix}-%06d.tar"), maxcount=per_shard, verbose=0) as sink:
+        for i, (path, label) in enumerate(rows):
+            meta = {"generator": "stable_diffusion" if label else "", "source": "cifake"}
+            sink.write({"__key__": f"{i:08d}", "jpg": path.read_bytes(), "cls": label, "json": meta})
     return folder
 
 
