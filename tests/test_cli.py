@@ -94,3 +94,21 @@ def test_env_reports_versions_and_device(tmp_path):
     out = bench("env", cwd=tmp_path).stdout
     assert f"aigbench               {__version__}" in out
     assert "torch" in out and "device" in out
+
+
+def test_models_pretrained_lists_released_checkpoints_and_their_flags():
+    from aigbench.registry import MODELS
+
+    out = CliRunner().invoke(cli, ["models", "--pretrained"])
+    assert out.exit_code == 0, out.output
+    for name in ("FreqNet", "RINE", "DRCT", "BFree", "C2PCLIP", "CommForViT", "dinov2_vitl14_probe", "NPR"):
+        assert f"\n{name}  [" in "\n" + out.output, name
+    assert "model_4class_trainable.pth --nproj 2 --proj_dim 1024" in out.output
+    assert "f3f53fa647848b16cf81c913f148a198" in out.output  # B-Free's published MD5
+    assert "MyModel" not in out.output and "PCALogReg" not in out.output  # nothing released
+    released = [n for n in MODELS.list() if getattr(MODELS.get(n), "checkpoints", ())]
+    assert out.output.count("    load:   ") == sum(len(MODELS.get(n).checkpoints) for n in released)
+    one = CliRunner().invoke(cli, ["models", "--pretrained", "*Free"])
+    assert one.exit_code == 0 and one.output.startswith("BFree  [") and "FreqNet" not in one.output
+    none = CliRunner().invoke(cli, ["models", "--pretrained", "PCALogReg"])
+    assert none.exit_code != 0 and "no matching model has published weights" in none.output
