@@ -18,7 +18,7 @@ SMALL = {
     "univfd": ["--clip_model", "ViT-B/32"],
     "npr": [],
     "dct": [],
-    "pca_lr": [],
+    "pca_lr": ["--n_components", "20"],
     "timm_probe": ["--backbone", "resnet18"],
     "timm_tune": ["--backbone", "resnet18"],
     "freqnet": [],
@@ -35,20 +35,10 @@ SMALL = {
 }
 
 
-# large backbones (ViT-B/L, ConvNeXt-B) train on a smaller CIFAKE subset to keep the suite short
-HEAVY = {
-    "bfree",
-    "drct_convnext",
-    "drct_clip",
-    "aigenbench_dinov2_vitl14_tune",
-    "aigenbench_dinov2_vitl14_probe",
-    "aigenbench_clipL14commonpool_tune",
-}
-
-
 @pytest.fixture(scope="module")
 def small_subsets(tmp_path_factory):
-    """JSON lists: 40+40 training and 25+25 test images of cifake-mini."""
+    """JSON lists: 40+40 training and 25+25 test images of cifake-mini (ViT-L backbones train
+    through their scripts on the CPU in seconds)."""
     d = tmp_path_factory.mktemp("small")
     paths = {}
     for name, split, n in (("train", "train", 40), ("test", "test", 25)):
@@ -82,13 +72,13 @@ def test_init_model_zoo_writes_one_script_triple_per_model(zoo_project):
 
 
 @pytest.mark.parametrize("key", list(SMALL))
-def test_zoo_model_trains_through_its_script(zoo_project, subsets, small_subsets, key):
+def test_zoo_model_trains_through_its_script(zoo_project, small_subsets, key):
     out = zoo_project / "output_dir" / key
     flags = ["--image_size", "32", "--resize_mode", "resize", "--batch_size", "32", "--epochs", "1", *SMALL[key]]
-    data = small_subsets if key in HEAVY else subsets
+    data = small_subsets  # 80 training images: the workflow, not the accuracy, is under test
     run(["sh", f"train_{key}.sh", *data_flags(data), *flags], cwd=zoo_project, env={"PYTHON": sys.executable})
     metrics = json.loads((out / "test" / "checkpoint-0" / "test" / "metrics.json").read_text())["metrics"]
-    assert metrics["n"] == (50 if key in HEAVY else 201)
+    assert metrics["n"] == 50
     if key == "aigenbench_RN50_clip_probe":  # its robustness script sweeps the clean test images
         run(
             [
