@@ -127,6 +127,9 @@ def test_loader_workers_open_only_their_shards(tmp_path, monkeypatch):
         readers.setdefault(name, set()).add(pid)
     assert len(readers) == 8 and all(len(p) == 1 for p in readers.values())  # one worker per shard
     assert len({p for ps in readers.values() for p in ps}) == 2
+    # training reads shard by shard only when asked (--stream_shards): the shards must be shuffled
+    assert not isinstance(build_loader(ds, 8, True).batch_sampler, ShardBatchSampler)
+    assert isinstance(build_loader(ds, 8, True, stream_shards=True).batch_sampler, ShardBatchSampler)
 
 
 @pytest.mark.slow
@@ -147,6 +150,7 @@ def test_train_on_tar_shards_and_test_on_parquet_shards_with_two_processes(proje
             str(tmp_path / "tests.json"),
             "--epochs",
             "1",
+            "--stream_shards",
             "--width",
             "8",
             "--output_dir",

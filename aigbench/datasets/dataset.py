@@ -224,6 +224,7 @@ def build_loader(
     seed: int = 0,
     drop_last: Optional[bool] = None,
     weights: Optional[np.ndarray] = None,
+    stream_shards: bool = False,
 ) -> DataLoader:
     """A DataLoader with a (distributed) sampler; shuffling uses ``seed`` (+ epoch via ``set_epoch``).
 
@@ -232,6 +233,11 @@ def build_loader(
 
     Evaluation under several processes uses a padded ``DistributedSampler``: each batch carries
     the dataset ``index`` of its images so that gathering can count every image exactly once.
+
+    Rows of several table files (parquet, WebDataset tar, Arrow) are read shard by shard, each
+    process and worker its own (:class:`~aigbench.datasets.shards.ShardBatchSampler`): always for
+    evaluation, and for training with ``stream_shards`` (``--stream_shards``; the shards must have
+    been shuffled when written, since a batch then comes from one shard).
     """
     # OpenCV's own thread pool competes with torch's threads for the same cores; the loader
     # parallelises across images (num_workers) instead.
@@ -247,7 +253,8 @@ def build_loader(
         # resumed run draws exactly the augmentations of an uninterrupted one.
         persistent_workers=num_workers > 0 and not train,
     )
-    shards = shard_ids(dataset) if weights is None and not isinstance(dataset, FeatureDataset) else None
+    sharded = weights is None and not isinstance(dataset, FeatureDataset) and (stream_shards or not train)
+    shards = shard_ids(dataset) if sharded else None
     if shards is not None:  # rows of several table files: each process and worker reads its own shards
         world = torch.distributed.get_world_size() if distributed else 1
         rank = torch.distributed.get_rank() if distributed else 0

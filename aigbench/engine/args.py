@@ -229,6 +229,13 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
         help="apply --align_format to the training images too",
     )
     g.add_argument(
+        "--stream_shards",
+        action="store_true",
+        help="training data of several parquet / WebDataset tar shards: each process and loader worker reads its "
+        "own shards, one after another (shards shuffled each epoch, rows in blocks of 1024); the shards must "
+        "have been shuffled when written. Evaluation always reads shard by shard",
+    )
+    g.add_argument(
         "--allow_one_class",
         action="store_true",
         help="train even when the training data holds one class only (otherwise an error)",

@@ -345,7 +345,16 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
         log.info(
             "training mix per epoch (--data_path weights, --balance %s): %s", balance, describe_mix(samples, weights)
         )
-    train = build_loader(train_ds, args.batch_size, True, args.num_workers, ctx.distributed, args.seed, weights=weights)
+    train = build_loader(
+        train_ds,
+        args.batch_size,
+        True,
+        args.num_workers,
+        ctx.distributed,
+        args.seed,
+        weights=weights,
+        stream_shards=getattr(args, "stream_shards", False),
+    )
     val = None
     if val_samples:
         val_ds = make_dataset(args, val_samples, build_transform(args, False), "val")
