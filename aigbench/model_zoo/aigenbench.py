@@ -167,6 +167,7 @@ class AIGenBenchDetector(TimmDetector):
         BinaryDetector.__init__(self)  # TimmDetector's flags (--backbone, --mode) are fixed by the name here
         fam = FAMILIES[self.family]
         self.mode = self.mode_of_name
+        self.frozen = self.mode == "probe"
         self.normalize = fam.normalize
         state = self.read_weights(pretrained_path, image_size, trust_torchscript) if pretrained_path else None
         self.backbone = create_backbone(fam.timm_name, image_size, pretrained_path, fam.num_classes, state)

@@ -39,30 +39,42 @@ class BinaryDetector(nn.Module):
 
     paper: str = ""
     checkpoints: tuple[PublishedWeights, ...] = ()  # the authors' released weights, if any
+    backbone_name: str = "backbone"  # the attribute that holds the backbone (``encoder`` for CLIP heads)
 
     def __init__(self) -> None:
         super().__init__()
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.pretrained: bool = False
+        self.frozen: bool = False  # a frozen backbone: no gradients, and kept in eval() by train()
+        self._frozen_identity: Optional[dict[str, Any]] = None  # what a frozen backbone's weights are
+
+    def train(self, mode: bool = True) -> BinaryDetector:
+        super().train(mode)
+        if self.frozen:  # frozen BatchNorm statistics, Dropout and drop-path stay in inference mode
+            getattr(self, self.backbone_name).eval()
+        return self
 
     def frozen_parts(self) -> Optional[dict[str, Any]]:
         """A frozen backbone: ``{"prefixes": state-dict key prefixes of the frozen part, "identity":
-        what its weights are}``, or None. Checkpoints then store only the trainable weights and
-        that identity; ``--cache_features`` computes ``frozen_features`` once and trains
-        :meth:`forward_head` on them."""
-        return None
+        what its weights are}``, or None (none frozen, or a random one: saved whole to be rebuilt).
+        Checkpoints then store only the trainable weights and that identity; ``--cache_features``
+        computes ``frozen_features`` once and trains :meth:`forward_head` on them."""
+        if not self.frozen or self._frozen_identity is None:
+            return None
+        return {"prefixes": [f"{self.backbone_name}."], "identity": self._frozen_identity}
 
     def frozen_features(self, image: torch.Tensor) -> torch.Tensor:
-        """Features of the frozen part (only called when :meth:`frozen_parts` is not None)."""
-        raise NotImplementedError
+        """Features of the frozen backbone (only called when :meth:`frozen_parts` is not None)."""
+        with torch.no_grad():
+            return getattr(self, self.backbone_name)(image)
 
     def forward_head(self, features: torch.Tensor, label: torch.Tensor) -> dict[str, Any]:
         """The output dict from precomputed ``frozen_features``."""
         raise NotImplementedError
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
-        """What :meth:`forward_head` takes: the frozen backbone's features unless overridden."""
-        return self.frozen_features(image)
+        """What :meth:`forward_head` takes: the backbone's features (without gradients when frozen)."""
+        return self.frozen_features(image) if self.frozen else getattr(self, self.backbone_name)(image)
 
     def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Backbone then head, for models built as :meth:`features` + :meth:`forward_head`;

@@ -25,7 +25,7 @@ encoder (``--freeze_backbone``, the default) or the whole encoder with BCE (``--
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +78,8 @@ def hf_clip_vision_to_openai(state: dict[str, torch.Tensor], prefix: str = "") -
 class C2PCLIP(BinaryDetector):
     """CLIP ViT-L/14 image embedding (category-prompt LoRA merged), L2-normalised, linear head."""
 
+    backbone_name = "encoder"
+
     paper = (
         "Tan et al., C2P-CLIP: Injecting Category Common Prompt in CLIP to Enhance Generalization in Deepfake "
         "Detection, AAAI 2025"
@@ -110,16 +112,14 @@ class C2PCLIP(BinaryDetector):
         self.encoder = timm.create_model(timm_name, pretrained=False, num_classes=dim, img_size=image_size)
         self.fc = nn.Linear(dim, 1)
         nn.init.normal_(self.fc.weight, 0.0, 0.02)
-        self.freeze_backbone = freeze_backbone
+        self.frozen = freeze_backbone
         if clip_path:
             load_clip_visual(self.encoder, clip_path, trust_torchscript)
         if pretrained_path:
             self.load_released(pretrained_path)
         self.pretrained = bool(pretrained_path or clip_path)
         weights = pretrained_path or clip_path
-        self._frozen_identity = (
-            {"clip_model": clip_model, **weights_identity(weights)} if freeze_backbone and weights else None
-        )
+        self._frozen_identity = {"clip_model": clip_model, **weights_identity(weights)} if weights else None
         if freeze_backbone:
             self.encoder.requires_grad_(False)
             self.encoder.eval()
@@ -151,24 +151,6 @@ class C2PCLIP(BinaryDetector):
         own = {f"encoder.{k}": v for k, v in checkpoint_filter_fn(openai, self.encoder).items()}
         own.update({"fc.weight": state["model.fc.weight"], "fc.bias": state["model.fc.bias"]})
         load_model_weights(self, own, f"--pretrained_path {path} (C2P-CLIP)")
-
-    def train(self, mode: bool = True) -> C2PCLIP:
-        super().train(mode)
-        if self.freeze_backbone:
-            self.encoder.eval()
-        return self
-
-    def frozen_parts(self) -> Optional[dict[str, Any]]:
-        if self._frozen_identity is None:
-            return None
-        return {"prefixes": ["encoder."], "identity": self._frozen_identity}
-
-    def frozen_features(self, image: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.encoder(image)
-
-    def features(self, image: torch.Tensor) -> torch.Tensor:
-        return self.frozen_features(image) if self.freeze_backbone else self.encoder(image)
 
     def forward_head(self, features: torch.Tensor, label: torch.Tensor) -> dict[str, Any]:
         return self.outputs(self.fc(F.normalize(features.float(), dim=-1)).squeeze(1), label)

@@ -28,7 +28,7 @@ and LDM: 4/1024); a file that does not match says which flags it needs.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -97,6 +97,8 @@ class RINEHead(nn.Module):
 class RINE(BinaryDetector):
     """Class tokens of every CLIP block's ln_2, weighted by a trainable importance estimator."""
 
+    backbone_name = "encoder"
+
     paper = (
         "Koutlis & Papadopoulos, Leveraging Representations from Intermediate Encoder-blocks for Synthetic "
         "Image Detection, ECCV 2024"
@@ -129,6 +131,7 @@ class RINE(BinaryDetector):
     ) -> None:
         super().__init__()
         self.encoder, self._frozen_identity = frozen_clip_encoder(clip_model, clip_path, image_size, trust_torchscript)
+        self.frozen = True
         self.factor = factor
         self.rine = RINEHead(len(self.encoder.blocks), self.encoder.embed_dim, nproj, proj_dim)
         if pretrained_path:
@@ -150,16 +153,6 @@ class RINE(BinaryDetector):
                 f"{alpha.shape[-1]}; pass --nproj {n_linear} --proj_dim {alpha.shape[-1]}"
             )
         load_model_weights(self.rine, state, f"--pretrained_path {path} (RINE head)")
-
-    def train(self, mode: bool = True) -> RINE:
-        super().train(mode)
-        self.encoder.eval()  # frozen
-        return self
-
-    def frozen_parts(self) -> Optional[dict[str, Any]]:
-        if self._frozen_identity is None:
-            return None
-        return {"prefixes": ["encoder."], "identity": self._frozen_identity}
 
     def frozen_features(self, image: torch.Tensor) -> torch.Tensor:
         """[B, n blocks, width]: the class token of each block's ``norm2`` (CLIP's ``ln_2``) output."""

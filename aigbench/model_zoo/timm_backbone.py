@@ -136,6 +136,7 @@ class TimmDetector(BinaryDetector):
     ) -> None:
         super().__init__()
         self.mode = mode
+        self.frozen = mode == "probe"
         self.backbone = create_backbone(backbone, image_size, pretrained_path, drop_rate=drop_rate)
         # identity of the frozen weights, read once from the file the backbone is built from
         self._frozen_identity = (
@@ -158,26 +159,6 @@ class TimmDetector(BinaryDetector):
     def preprocess_cfg(cls, kwargs: dict[str, Any]) -> Preprocess:
         """timm's ``pretrained_cfg`` of ``--backbone`` (mean, std, input size, interpolation, crop)."""
         return timm_preprocess(kwargs.get("backbone") or "resnet50")
-
-    def train(self, mode: bool = True) -> TimmDetector:
-        super().train(mode)
-        if self.mode == "probe":
-            self.backbone.eval()  # frozen BatchNorm/Dropout stay in inference mode
-        return self
-
-    def features(self, image: torch.Tensor) -> torch.Tensor:
-        if self.mode == "probe":
-            return self.frozen_features(image)
-        return self.backbone(image)
-
-    def frozen_parts(self) -> Optional[dict[str, Any]]:
-        if self._frozen_identity is None:  # tuned, or a random backbone: saved whole to be rebuilt
-            return None
-        return {"prefixes": ["backbone."], "identity": self._frozen_identity}
-
-    def frozen_features(self, image: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.backbone(image)
 
     def forward_head(self, features: torch.Tensor, label: torch.Tensor) -> dict[str, Any]:
         return self.outputs(self.head(features).squeeze(1), label)

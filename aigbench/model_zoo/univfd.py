@@ -112,6 +112,8 @@ def warn_random_clip(model: str, clip_model: str) -> None:
 class UnivFD(BinaryDetector):
     """Frozen CLIP ViT-L/14 image features and a linear head."""
 
+    backbone_name = "encoder"
+
     paper = "Ojha et al., Towards Universal Fake Image Detectors that Generalize Across Generative Models, CVPR 2023"
     checkpoints = (
         PublishedWeights(
@@ -137,6 +139,7 @@ class UnivFD(BinaryDetector):
         super().__init__()
         # identity of the frozen encoder, read once from its weight file (none: random, saved whole)
         self.encoder, self._frozen_identity = frozen_clip_encoder(clip_model, clip_path, image_size, trust_torchscript)
+        self.frozen = True
         self.fc = nn.Linear(CLIP_MODELS[clip_model][1], 1)
         whole = self.load_head(pretrained_path) if pretrained_path else False
         self.pretrained = bool(clip_path) or whole
@@ -157,20 +160,6 @@ class UnivFD(BinaryDetector):
             return False
         load_model_weights(self, state, f"--pretrained_path {path}")
         return True
-
-    def train(self, mode: bool = True) -> UnivFD:
-        super().train(mode)
-        self.encoder.eval()  # frozen: dropout/drop-path stay off
-        return self
-
-    def frozen_parts(self) -> Optional[dict[str, Any]]:
-        if self._frozen_identity is None:
-            return None
-        return {"prefixes": ["encoder."], "identity": self._frozen_identity}
-
-    def frozen_features(self, image: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.encoder(image)
 
     def forward_head(self, features: torch.Tensor, label: torch.Tensor) -> dict[str, Any]:
         return self.outputs(self.fc(features).squeeze(1), label)
