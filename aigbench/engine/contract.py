@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import torch
 
@@ -108,12 +108,23 @@ def scalar_dict(visual_loss: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(v.detach().item()) if isinstance(v, torch.Tensor) else float(v) for k, v in visual_loss.items()}
 
 
-def check_finite_loss(loss: torch.Tensor, where: str, global_step: int = 0) -> None:
-    """Raise :class:`NonFiniteLossError` (carrying ``global_step``) when ``loss`` is NaN or inf."""
+def check_finite_loss(
+    loss: torch.Tensor, where: str, global_step: int = 0, device: Optional[torch.device] = None
+) -> None:
+    """Raise :class:`NonFiniteLossError` (carrying ``global_step``) when ``loss`` is NaN or inf.
+    With ``device`` and a process group, the check is collective: every rank raises when any
+    rank's loss is non-finite, so that none is left waiting in the next collective."""
     value = float(loss.detach().item())
-    if not math.isfinite(value):
+    bad = not math.isfinite(value)
+    if device is not None:
+        from aigbench.engine.dist import any_rank
+
+        bad = any_rank(bad, device)
+    if bad:
+        here = not math.isfinite(value)
+        what = f"backward_loss is {value}" if here else "backward_loss was non-finite on another process"
         raise NonFiniteLossError(
-            f"backward_loss is {value} at {where}. Lower --lr, check the inputs and the loss "
+            f"{what} at {where}. Lower --lr, check the inputs and the loss "
             "(log of 0? division by 0?), or disable --amp; resume from the last checkpoint with --resume.",
             global_step,
         )

@@ -74,15 +74,29 @@ def all_gather_objects(obj: Any) -> list[Any]:
     return out
 
 
-def all_reduce_mean(values: dict[str, float], device: torch.device) -> dict[str, float]:
-    """Average a dict of floats across ranks."""
-    if not values or not (torch_dist.is_available() and torch_dist.is_initialized()):
+def all_reduce_mean(values: dict[str, float], device: torch.device, weight: float = 1.0) -> dict[str, float]:
+    """The mean of a dict of floats across ranks, each rank's values weighted by ``weight`` (e.g.
+    its image count). Every rank takes part, also one with no values (it saw no decodable batch)
+    or with other keys: a key is averaged over the ranks that have it."""
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
         return dict(values)
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
-    torch_dist.all_reduce(t)
-    t /= torch_dist.get_world_size()
-    return dict(zip(keys, t.tolist()))
+    parts = all_gather_objects((dict(values), float(weight)))
+    out = {}
+    for key in sorted({k for part, _ in parts for k in part}):
+        have = [(part[key], w) for part, w in parts if key in part]
+        total = sum(w for _, w in have)
+        out[key] = sum(v * w for v, w in have) / total if total > 0 else sum(v for v, _ in have) / len(have)
+    return out
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` is true on any rank (every rank gets the same answer, so that all of
+    them take the same branch and none waits alone in a collective); ``flag`` on one process."""
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return bool(flag)
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    torch_dist.all_reduce(t, op=torch_dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 def broadcast_buffers(model: torch.nn.Module, src: int = 0) -> None:

@@ -19,7 +19,7 @@ from aigbench.datasets.dataset import model_input
 from aigbench.engine.amp import MAX_SKIPPED_STEPS, AmpPolicy, as_policy
 from aigbench.engine.checkpoint import unwrap
 from aigbench.engine.contract import NonFiniteLossError, check_finite_loss, validate_output
-from aigbench.engine.dist import DistContext, all_gather_objects, all_reduce_mean, broadcast_buffers
+from aigbench.engine.dist import DistContext, all_gather_objects, all_reduce_mean, any_rank, broadcast_buffers
 from aigbench.engine.memory import TRIM_EVERY, trim_heap
 
 log = logging.getLogger("aigbench")
@@ -202,7 +202,8 @@ def train_one_epoch(
                     validate_output(out, label.shape[0], _model_name(model))
                     checked = True
                 loss = out["backward_loss"]
-                if scaling and not math.isfinite(float(loss.detach())):  # torch's scaler reads it anyway
+                # torch's scaler reads it anyway; all ranks agree, so that all of them stop together
+                if scaling and any_rank(not math.isfinite(float(loss.detach())), ctx.device):
                     nonfinite_streak += 1
                     if nonfinite_streak > MAX_SKIPPED_STEPS:
                         raise NonFiniteLossError(
@@ -213,7 +214,7 @@ def train_one_epoch(
                 else:
                     nonfinite_streak = 0
                     if snapshot is None:  # read every batch: check before stepping
-                        check_finite_loss(loss, f"epoch {epoch}, step {step}", global_step)
+                        check_finite_loss(loss, f"epoch {epoch}, step {step}", global_step, ctx.device)
                     else:
                         bad = bad | ~torch.isfinite(loss.detach())
                 scaled = loss / accum_iter
@@ -258,8 +259,7 @@ def train_one_epoch(
         bar.close()
     trim_heap()
     elapsed = time.perf_counter() - start
-    stats = dict(host)
-    stats = all_reduce_mean(stats, ctx.device)
+    stats = all_reduce_mean(host, ctx.device, weight=count)
     all_skipped = sorted({p for part in all_gather_objects(skipped.paths) for p in part})
     if all_skipped:
         log.warning(
