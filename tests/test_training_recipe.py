@@ -4,6 +4,7 @@ training (Community Forensics), gradient clipping, and --init_from (warm-started
 from __future__ import annotations
 
 import argparse
+import copy
 
 import pytest
 import torch
@@ -218,3 +219,41 @@ def test_nan_between_reads_puts_back_the_last_checked_weights():
     model = NaNAt(bad=6)
     with pytest.raises(NonFiniteLossError, match="step 6"):
         run_epoch(model, 1)
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_fused_optimizers_update_as_torchs_default_implementation(name):
+    from aigbench.engine.optim import build_optimizer
+
+    torch.manual_seed(0)
+    ours = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 1))
+    ref = copy.deepcopy(ours)
+    opt = build_optimizer(ours, 1e-2, 0.05, name)
+    assert opt.defaults["fused"] is True  # CPU float32: torch has fused kernels
+    if name == "sgd":
+        ref_opt = torch.optim.SGD(ref.parameters(), lr=1e-2, momentum=0.9, weight_decay=0.05)
+    else:  # weight decay on the matrices only
+        decay = [p for p in ref.parameters() if p.ndim > 1]
+        rest = [p for p in ref.parameters() if p.ndim <= 1]
+        ref_opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=1e-2
+        )
+    assert not ref_opt.defaults["fused"]
+    x = torch.randn(32, 6)
+    for _ in range(25):
+        for model, o in ((ours, opt), (ref, ref_opt)):
+            o.zero_grad()
+            model(x).pow(2).mean().backward()
+            o.step()
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_parameters_without_fused_kernels_get_torchs_default_optimizer():
+    from aigbench.engine.optim import build_optimizer
+
+    model = torch.nn.Linear(3, 1, dtype=torch.complex64)  # no fused kernel for complex tensors
+    opt = build_optimizer(model, 1e-3)
+    assert not opt.defaults["fused"]
+    model(torch.randn(2, 3, dtype=torch.complex64)).abs().sum().backward()
+    opt.step()  # a fused optimizer would raise here
