@@ -293,3 +293,42 @@ def test_one_pass_sweep_equals_one_pass_per_point(tmp_path, monkeypatch):
     for point in ("blur/sigma_1", "social/level_2", "jpeg=75+resize/scale_0.5"):
         a = (tmp_path / "fast" / point / "sub" / "predictions.csv").read_text()
         assert a == (tmp_path / "slow" / point / "sub" / "predictions.csv").read_text()
+
+
+@pytest.mark.parametrize("size, mode", [((1200, 1300), "crop"), ((517, 301), "center_crop"), ((240, 230), "crop")])
+def test_centre_crops_perturb_only_the_pixels_they_keep_and_equal_perturbing_the_whole_photo(photo, size, mode):
+    """A photo perturbed whole and then centre-cropped (the field's order) equals the crop
+    computed from the kept box and its margin; the whole photo is perturbed only when needed."""
+    img = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+    transform = ImageTransform(224, False, resize_mode=mode)
+    calls = []
+    grid = {"blur": [0, 0.5, 2, 4], "noise": [0, 5, 20], "jpeg": [100, 95, 60, 30], "webp": [70], "resize": [0.5]}
+    for name, strengths in grid.items():
+        for strength in strengths:
+            point = PERTURBATIONS.get(name)(strength)
+            real_apply = point.apply
+            point.apply = lambda x, _f=real_apply: calls.append(x.shape[:2]) or _f(x)
+            whole = transform.geometric(image=point(img))["image"]
+            calls.clear()
+            fast = transform.with_perturbation(point, "before_resize").finish(img)
+            assert fast.shape == (224, 224, 3)
+            assert np.array_equal(fast, whole), (name, strength, size)
+            if point.is_clean:
+                assert not calls
+            elif name in ("blur", "jpeg") and size == (1200, 1300):  # local: the box and its margin only
+                assert calls and max(h * w for h, w in calls) < 0.2 * img.shape[0] * img.shape[1], (name, calls)
+    # training crops are random, resizing reads every pixel: the whole image is perturbed
+    assert ImageTransform(224, True, resize_mode="crop").kept_box(*img.shape[:2]) is None
+    assert ImageTransform(224, False, resize_mode="resize").kept_box(*img.shape[:2]) is None
+    assert ImageTransform(224, False, resize_mode="crop").kept_box(100, 500) is None  # padded: smaller than the crop
+
+
+def test_noise_of_a_box_is_the_box_of_the_noise(photo):
+    noise = PERTURBATIONS.get("noise")(10)
+    whole = noise(photo)
+    for box in ((0, 0, 1300, 1200), (3, 7, 130, 300), (500, 400, 724, 624), (1299, 1199, 1300, 1200)):
+        y0, x0, y1, x1 = box
+        assert np.array_equal(noise.region(photo, box), whole[y0:y1, x0:x1]), box
+    other = photo.copy()
+    other[0, 0, 0] ^= 1  # one pixel elsewhere in the photo: other noise (seeded by the whole image)
+    assert not np.array_equal(noise.region(other, (500, 400, 724, 624)), whole[500:724, 400:624])

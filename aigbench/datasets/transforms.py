@@ -130,6 +130,7 @@ class ImageTransform:
         if resize_mode == "multicrop" and crops not in (5, 10):
             raise ValueError(f"--eval_crops must be 5 (corners + centre) or 10 (and their mirror images), got {crops}")
         self.geometric = build_geometric(image_size, train, resize_mode, hflip, interpolation, crop_pct)
+        self.train = train
         self.resize_mode = resize_mode
         self.image_size = image_size
         self.crops = crops if resize_mode == "multicrop" else 0
@@ -203,7 +204,11 @@ class ImageTransform:
         """Perturb and resize/crop an image that went through :meth:`start`. Views of one
         transform (robustness points) share ``start``: a sweep aligns each image once."""
         if self.perturbation is not None and self.perturb_stage == "before_resize":
-            img = self.perturbation(img)
+            box = self.kept_box(img.shape[0], img.shape[1])
+            if box is not None and hasattr(self.perturbation, "region"):
+                img = self.perturbation.region(img, box)  # = perturb the whole image, then crop
+            else:
+                img = self.perturbation(img)
         if self.geometric is not None:
             img = self.geometric(image=img)["image"]
         if self.crops:
@@ -211,6 +216,17 @@ class ImageTransform:
         else:
             img = self._after(img)
         return img
+
+    def kept_box(self, height: int, width: int) -> Optional[tuple[int, int, int, int]]:
+        """``(y0, x0, y1, x1)``: the part of a ``height x width`` image that an evaluation centre
+        crop without resizing keeps (``--eval_crop crop`` / ``center_crop``, albumentations'
+        ``CenterCrop``), so that a perturbation before it need only produce those pixels; None
+        for every other geometry (resizing, random crops, padding, several crops)."""
+        s = self.image_size
+        if self.train or self.resize_mode not in ("crop", "center_crop") or height < s or width < s:
+            return None
+        y0, x0 = (height - s) // 2, (width - s) // 2
+        return y0, x0, y0 + s, x0 + s
 
     def _after(self, img: np.ndarray) -> np.ndarray:
         """The after-resize perturbation; one that changes the size (crop, social) is resized

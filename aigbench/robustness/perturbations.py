@@ -44,6 +44,10 @@ import numpy as np
 from aigbench.imageops.codecs import reencode
 from aigbench.registry import PERTURBATIONS
 
+Box = tuple[int, int, int, int]  # y0, x0, y1, x1
+NOISE_TILE = 128  # pixels: GaussianNoise draws its noise tile by tile
+JPEG_MCU = 16  # pixels: a 4:2:0 JPEG's minimum coded unit
+
 
 class Perturbation:
     """Base class: ``Perturbation(strength)(image) -> image``."""
@@ -80,6 +84,29 @@ class Perturbation:
     def __call__(self, img: np.ndarray) -> np.ndarray:
         return img if self.is_clean else self.apply(img)
 
+    def footprint(self) -> Optional[tuple[int, int]]:
+        """How far the perturbation reaches: ``(margin, grid)`` when an output pixel depends only
+        on the input within ``margin`` pixels of it, computed on blocks of a ``grid``-pixel
+        lattice anchored at the image's top-left corner (JPEG: 16); None when an output pixel may
+        depend on the whole image (the default)."""
+        return None
+
+    def region(self, img: np.ndarray, box: Box) -> np.ndarray:
+        """``self(img)[y0:y1, x0:x1]`` for ``box = (y0, x0, y1, x1)``: the perturbed pixels of the
+        part of ``img`` that evaluation keeps (a centre crop). A local perturbation
+        (:meth:`footprint`) perturbs only the box and the margin its pixels depend on, snapped
+        outwards to its grid: the same pixels, for a fraction of the cost on a large photo."""
+        y0, x0, y1, x1 = box
+        reach = self.footprint()
+        if self.is_clean or reach is None:
+            return self(img)[y0:y1, x0:x1]
+        margin, grid = reach
+        h, w = img.shape[:2]
+        ey0, ex0 = max(0, (y0 - margin) // grid * grid), max(0, (x0 - margin) // grid * grid)
+        ey1, ex1 = min(h, -(-(y1 + margin) // grid) * grid), min(w, -(-(x1 + margin) // grid) * grid)
+        out = self.apply(np.ascontiguousarray(img[ey0:ey1, ex0:ex1]))
+        return out[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.param}={self.strength:g})"
 
@@ -100,20 +127,44 @@ class GaussianBlur(Perturbation):
     def apply(self, img: np.ndarray) -> np.ndarray:
         return cv2.sepFilter2D(img, -1, self._kernel, self._kernel, borderType=cv2.BORDER_REFLECT_101)
 
+    def footprint(self) -> Optional[tuple[int, int]]:
+        return (len(self._kernel) // 2, 1) if self._kernel is not None else None
+
 
 @PERTURBATIONS.register_module("noise")
 class GaussianNoise(Perturbation):
     """Additive Gaussian noise with std on the 0-255 scale, clipped to [0, 255].
 
     The noise of each image is seeded from its pixels and ``seed``: the same image gets the
-    same noise whatever the batch order, worker or process.
+    same noise whatever the batch order, worker or process. It is drawn in tiles of
+    :data:`NOISE_TILE` pixels, each seeded also by its place in the image, so that the noise of
+    a centre crop is drawn without drawing that of the whole photo (:meth:`region`).
     """
 
     name, param, unit, clean_strength = "noise", "std", "Gaussian std, 0-255 scale", 0.0
 
     def apply(self, img: np.ndarray) -> np.ndarray:
-        rng = image_rng(img, self.seed)
-        noisy = img.astype(np.float32) + rng.standard_normal(img.shape, dtype=np.float32) * self.strength
+        return self._noisy(img, (0, 0, *img.shape[:2]))
+
+    def region(self, img: np.ndarray, box: Box) -> np.ndarray:
+        return img[box[0] : box[2], box[1] : box[3]] if self.is_clean else self._noisy(img, box)
+
+    def _noisy(self, img: np.ndarray, box: Box) -> np.ndarray:
+        y0, x0, y1, x1 = box
+        h, w = img.shape[:2]
+        crc = zlib.crc32(np.ascontiguousarray(img).data)  # the whole image seeds every tile
+        t = NOISE_TILE
+        noise = np.empty((y1 - y0, x1 - x0, *img.shape[2:]), np.float32)
+        for ty in range(y0 // t, -(-y1 // t)):
+            for tx in range(x0 // t, -(-x1 // t)):
+                rng = np.random.default_rng([self.seed, crc, ty, tx])
+                tile = rng.standard_normal((min(t, h - ty * t), min(t, w - tx * t), *img.shape[2:]), dtype=np.float32)
+                ty0, tx0 = max(y0, ty * t), max(x0, tx * t)  # the part of the tile inside the box
+                ty1, tx1 = min(y1, ty * t + tile.shape[0]), min(x1, tx * t + tile.shape[1])
+                noise[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0] = tile[
+                    ty0 - ty * t : ty1 - ty * t, tx0 - tx * t : tx1 - tx * t
+                ]
+        noisy = img[y0:y1, x0:x1].astype(np.float32) + noise * self.strength
         return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 
@@ -129,6 +180,11 @@ class JPEG(Perturbation):
 
     def apply(self, img: np.ndarray) -> np.ndarray:
         return reencode(img, "jpeg", int(self.strength))
+
+    def footprint(self) -> Optional[tuple[int, int]]:
+        # 16x16 blocks (4:2:0), each coded alone; the decoder's chroma upsampling reads the
+        # neighbouring chroma samples, within one block
+        return (JPEG_MCU, JPEG_MCU)
 
 
 @PERTURBATIONS.register_module("webp")
