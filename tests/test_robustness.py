@@ -329,6 +329,13 @@ def test_noise_of_a_box_is_the_box_of_the_noise(photo):
     for box in ((0, 0, 1300, 1200), (3, 7, 130, 300), (500, 400, 724, 624), (1299, 1199, 1300, 1200)):
         y0, x0, y1, x1 = box
         assert np.array_equal(noise.region(photo, box), whole[y0:y1, x0:x1]), box
-    other = photo.copy()
-    other[0, 0, 0] ^= 1  # one pixel elsewhere in the photo: other noise (seeded by the whole image)
-    assert not np.array_equal(noise.region(other, (500, 400, 724, 624)), whole[500:724, 400:624])
+    box = (500, 400, 724, 624)
+    inside, outside = photo.copy(), photo.copy()
+    inside[600, 500, 0] ^= 1  # one pixel of a tile in the box: that tile's noise is drawn anew
+    outside[0, 0, 0] ^= 1  # a pixel far from the box: the box's noise does not depend on it
+    changed = (
+        noise.region(inside, box).astype(int) - inside[500:724, 400:624]
+        != whole[500:724, 400:624].astype(int) - photo[500:724, 400:624]
+    )
+    assert changed[64:128, 64:128].any() and not changed[:64].any()  # tile (9, 7) only
+    assert np.array_equal(noise.region(outside, box), whole[500:724, 400:624])

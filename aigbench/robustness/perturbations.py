@@ -45,7 +45,7 @@ from aigbench.imageops.codecs import reencode
 from aigbench.registry import PERTURBATIONS
 
 Box = tuple[int, int, int, int]  # y0, x0, y1, x1
-NOISE_TILE = 128  # pixels: GaussianNoise draws its noise tile by tile
+NOISE_TILE = 64  # pixels: GaussianNoise draws its noise tile by tile
 JPEG_MCU = 16  # pixels: a 4:2:0 JPEG's minimum coded unit
 
 
@@ -135,10 +135,10 @@ class GaussianBlur(Perturbation):
 class GaussianNoise(Perturbation):
     """Additive Gaussian noise with std on the 0-255 scale, clipped to [0, 255].
 
-    The noise of each image is seeded from its pixels and ``seed``: the same image gets the
-    same noise whatever the batch order, worker or process. It is drawn in tiles of
-    :data:`NOISE_TILE` pixels, each seeded also by its place in the image, so that the noise of
-    a centre crop is drawn without drawing that of the whole photo (:meth:`region`).
+    The noise is drawn in tiles of :data:`NOISE_TILE` pixels, each seeded from ``seed``, the
+    tile's place and a CRC of its pixels: the same image gets the same noise whatever the batch
+    order, worker or process, and the noise of a centre crop is drawn from the tiles it covers
+    alone, without reading the rest of a large photo (:meth:`region`).
     """
 
     name, param, unit, clean_strength = "noise", "std", "Gaussian std, 0-255 scale", 0.0
@@ -151,14 +151,13 @@ class GaussianNoise(Perturbation):
 
     def _noisy(self, img: np.ndarray, box: Box) -> np.ndarray:
         y0, x0, y1, x1 = box
-        h, w = img.shape[:2]
-        crc = zlib.crc32(np.ascontiguousarray(img).data)  # the whole image seeds every tile
         t = NOISE_TILE
         noise = np.empty((y1 - y0, x1 - x0, *img.shape[2:]), np.float32)
         for ty in range(y0 // t, -(-y1 // t)):
             for tx in range(x0 // t, -(-x1 // t)):
-                rng = np.random.default_rng([self.seed, crc, ty, tx])
-                tile = rng.standard_normal((min(t, h - ty * t), min(t, w - tx * t), *img.shape[2:]), dtype=np.float32)
+                pixels = img[ty * t : (ty + 1) * t, tx * t : (tx + 1) * t]  # the whole tile, clipped by the image
+                rng = image_rng(pixels, self.seed, salt=(ty << 20) | tx)
+                tile = rng.standard_normal(pixels.shape, dtype=np.float32)
                 ty0, tx0 = max(y0, ty * t), max(x0, tx * t)  # the part of the tile inside the box
                 ty1, tx1 = min(y1, ty * t + tile.shape[0]), min(x1, tx * t + tile.shape[1])
                 noise[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0] = tile[
