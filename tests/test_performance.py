@@ -36,6 +36,45 @@ def test_threads_divide_the_usable_cpus_among_processes_and_workers(monkeypatch)
     assert threads.available_cpus()[0] == min(2, len(threads.os.sched_getaffinity(0)))
 
 
+def test_threads_leave_out_the_cpus_that_other_processes_keep_busy(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    cpus = sorted(threads.os.sched_getaffinity(0))[:2]
+    head = "cpu  1 2 3 4 5 6 7 8 0 0\n"
+
+    def snapshot(busy_jiffies: list[int], idle_jiffies: list[int]) -> str:
+        # user nice system idle iowait irq softirq steal (steal is the hypervisor's: ignored)
+        lines = [f"cpu{c} {b} 0 0 {i} 0 0 0 500 0 0" for c, b, i in zip(cpus, busy_jiffies, idle_jiffies)]
+        return head + "\n".join(lines) + "\nintr 1 2 3\n"
+
+    stat.write_text(snapshot([100, 100], [100, 100]))
+    later = snapshot([100 + 95, 100 + 10], [100 + 5, 100 + 90])  # cpu A 95 % busy, cpu B 10 %
+    busy = threads.busy_cpus(0.0, stat, sleep=lambda s: stat.write_text(later))
+    assert busy == pytest.approx(0.95 + 0.10 if len(cpus) == 2 else 0.95)
+    assert threads.busy_cpus(0.0, tmp_path / "missing") is None
+
+    monkeypatch.setattr(threads, "available_cpus", lambda: (2, "affinity 2 CPUs"))
+    assert threads.choose_threads(None, 1, 0, busy=0.05)[0] == 2  # idle: every CPU
+    n, why = threads.choose_threads(None, 1, 0, busy=1.0)  # one competing process: the free CPU
+    assert n == 1 and "1.0 CPU(s) busy with other processes" in why
+    assert threads.choose_threads(4, 1, 0, busy=1.0) == (4, "--threads")  # the flag wins
+    monkeypatch.setattr(threads, "available_cpus", lambda: (16, "affinity 16 CPUs"))
+    assert threads.choose_threads(None, 1, 0, busy=3.2)[0] == 13
+
+
+def test_busy_cpus_sees_a_competing_process():
+    import subprocess
+    import sys
+
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.5)
+        assert threads.busy_cpus(0.5) >= 0.6
+    finally:
+        hog.kill()
+
+
 def test_keep_last_prunes_old_epochs_but_never_the_best(tmp_path):
     model = torch.nn.Linear(2, 1)
     for e in range(4):

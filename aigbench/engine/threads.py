@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 log = logging.getLogger("aigbench")
 
@@ -46,15 +47,66 @@ def available_cpus() -> tuple[int, str]:
     return max(1, affinity), f"affinity {affinity} CPUs" + (f", cgroup quota {quota:g}" if quota else "")
 
 
-def choose_threads(requested: Optional[int], local_processes: int = 1, num_workers: int = 0) -> tuple[int, str]:
+PROC_STAT = Path("/proc/stat")
+BUSY_SAMPLE_S = 0.2
+
+
+def _cpu_times(stat: Path, cpus: set[int]) -> dict[int, tuple[int, int]]:
+    """``{cpu: (busy, total)}`` jiffies of ``cpus`` from ``/proc/stat`` (steal time left out:
+    a hypervisor's, not another process's)."""
+    out = {}
+    for line in stat.read_text().splitlines():
+        name, *fields = line.split()
+        if not (name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus):
+            continue
+        v = [int(x) for x in fields[:8]] + [0] * max(0, 8 - len(fields))
+        user, nice, system, idle, iowait, irq, softirq = v[:7]
+        busy = user + nice + system + irq + softirq
+        out[int(name[3:])] = (busy, busy + idle + iowait)
+    return out
+
+
+def busy_cpus(seconds: float = BUSY_SAMPLE_S, stat: Path = PROC_STAT, sleep: Any = time.sleep) -> Optional[float]:
+    """How many of this process's CPUs other processes keep busy: the busy fraction of each
+    CPU of the affinity set over ``seconds`` (this process sleeps meanwhile), summed; None where
+    ``/proc/stat`` cannot be read."""
+    cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    try:
+        before = _cpu_times(stat, cpus)
+        sleep(seconds)
+        after = _cpu_times(stat, cpus)
+    except (OSError, ValueError):
+        return None
+    total = 0.0
+    for cpu, (busy1, all1) in after.items():
+        busy0, all0 = before.get(cpu, (busy1, all1))
+        if all1 > all0:
+            total += (busy1 - busy0) / (all1 - all0)
+    return total if after else None
+
+
+def choose_threads(
+    requested: Optional[int], local_processes: int = 1, num_workers: int = 0, busy: Optional[float] = None
+) -> tuple[int, str]:
     """Intra-op threads per process: ``requested`` (``--threads``) when given, else the available
-    CPUs divided among the node's processes, less one per loader worker (at least 1)."""
+    CPUs divided among the node's processes, less one per loader worker (at least 1), and no
+    more than the CPUs that other processes left idle (``busy``, measured by
+    :func:`busy_cpus` when this is the node's only process): threads that wait for a CPU that
+    another process holds stall the others at each parallel region (measured by
+    ``benchmarks/threads.py``: with one competing process on 2 CPUs, 1 thread trains 1.5x
+    faster than 2)."""
     if requested:
         return requested, "--threads"
     cpus, how = available_cpus()
     per_process = max(1, cpus // max(1, local_processes))
     n = max(1, per_process - num_workers)
-    return n, f"{how} / {local_processes} process(es) on this node - {num_workers} loader worker(s)"
+    why = f"{how} / {local_processes} process(es) on this node - {num_workers} loader worker(s)"
+    if busy is not None and busy >= 0.5:
+        free = max(1, int(cpus - busy + 0.5))
+        if free < n:
+            n = free
+            why += f", {busy:.1f} CPU(s) busy with other processes at start"
+    return n, why
 
 
 MAX_AUTO_WORKERS = 8
@@ -80,7 +132,10 @@ def apply_threads(requested: Optional[int], num_workers: int = 0) -> int:
     import torch
 
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    n, why = choose_threads(requested, local, num_workers)
+    # the other processes' load, measured when this is the node's only process (torchrun's
+    # siblings, busy starting up, would count as competition)
+    busy = busy_cpus() if not requested and local == 1 else None
+    n, why = choose_threads(requested, local, num_workers, busy)
     torch.set_num_threads(n)
     log.info(
         "threads: %d intra-op per process (%s; OMP_WAIT_POLICY=%s)", n, why, os.environ.get("OMP_WAIT_POLICY", "unset")
