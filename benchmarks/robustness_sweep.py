@@ -72,6 +72,7 @@ def main() -> None:
 
     from aigbench.datasets.dataset import ImageDataset, build_loader
     from aigbench.datasets.transforms import ImageTransform
+    from aigbench.engine.build import use_channels_last
     from aigbench.engine.dist import DistContext
     from aigbench.engine.evaluate import evaluate_datasets
     from aigbench.model_zoo.timm_backbone import TimmDetector
@@ -85,10 +86,17 @@ def main() -> None:
         if args.full_size:
             spec = enlarge(spec, Path(tmp) / "photos")
             transform = ImageTransform(224, False, resize_mode="crop")
-            model = TimmDetector("mobilenetv3_small_050", image_size=224).eval()
+            backbone = "mobilenetv3_small_050"
+            model = TimmDetector(backbone, image_size=224).eval()
         else:
             transform = ImageTransform(32, False)
-            model = TimmDetector("resnet18", image_size=32).eval()
+            backbone = "resnet18"
+            model = TimmDetector(backbone, image_size=32).eval()
+        flags = argparse.Namespace(
+            model="TimmDetector", backbone=backbone, image_size=transform.image_size, resize_mode=None
+        )
+        if use_channels_last(flags, ctx):  # as test_robust.py's build_model: NHWC on the CPU from 128 px
+            model.to(memory_format=torch.channels_last)
         ds = ImageDataset.from_path(str(spec), transform, name="cifake_test")
         loaders = {"cifake_test": build_loader(ds, args.batch_size, train=False)}
         sweep, clean = [], []

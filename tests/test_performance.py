@@ -360,3 +360,22 @@ def test_two_nodes_by_torchrun_rendezvous_train_and_test_like_one_process(projec
     one = json.loads((project / "nodes" / "test" / "checkpoint-0" / "test" / "metrics.json").read_text())
     assert one["metrics"]["n"] == two["metrics"]["n"] == 201  # every image exactly once
     assert one["metrics"] == two["metrics"]
+
+
+def test_channels_last_by_default_on_cuda_and_for_large_inputs_on_the_cpu():
+    import argparse
+
+    from aigbench.engine.build import CHANNELS_LAST_CPU_MIN_SIZE, use_channels_last
+    from aigbench.engine.dist import DistContext
+
+    def args(**kw):
+        base = dict(model="TimmDetector", backbone="resnet18", image_size=None, resize_mode=None, channels_last=None)
+        return argparse.Namespace(**{**base, **kw})
+
+    cpu = DistContext(torch.device("cpu"))
+    assert use_channels_last(args(), cpu)  # the model's own 224 px
+    assert not use_channels_last(args(image_size=32), cpu)
+    assert use_channels_last(args(image_size=CHANNELS_LAST_CPU_MIN_SIZE), cpu)
+    assert not use_channels_last(args(image_size=224, channels_last=False), cpu)  # the flag wins
+    assert use_channels_last(args(image_size=32, channels_last=True), cpu)
+    assert use_channels_last(args(image_size=32), DistContext(torch.device("cuda", 0)))

@@ -163,8 +163,9 @@ class GaussianNoise(Perturbation):
                 noise[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0] = tile[
                     ty0 - ty * t : ty1 - ty * t, tx0 - tx * t : tx1 - tx * t
                 ]
-        noisy = img[y0:y1, x0:x1].astype(np.float32) + noise * self.strength
-        return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+        noise *= self.strength  # in place: the same float32 sums as img + noise * strength
+        noise += img[y0:y1, x0:x1]
+        return np.clip(np.rint(noise, out=noise), 0, 255, out=noise).astype(np.uint8)
 
 
 @PERTURBATIONS.register_module("jpeg")
