@@ -53,12 +53,15 @@ def test_threads_leave_out_the_cpus_that_other_processes_keep_busy(tmp_path, mon
     assert threads.busy_cpus(0.0, tmp_path / "missing") is None
 
     monkeypatch.setattr(threads, "available_cpus", lambda: (2, "affinity 2 CPUs"))
-    assert threads.choose_threads(None, 1, 0, busy=0.05)[0] == 2  # idle: every CPU
-    n, why = threads.choose_threads(None, 1, 0, busy=1.0)  # one competing process: the free CPU
+    assert threads.choose_threads(None, 1, 0, busy=0.05, affinity=2)[0] == 2  # idle: every CPU
+    n, why = threads.choose_threads(None, 1, 0, busy=1.0, affinity=2)  # one competing process: the free CPU
     assert n == 1 and "1.0 CPU(s) busy with other processes" in why
-    assert threads.choose_threads(4, 1, 0, busy=1.0) == (4, "--threads")  # the flag wins
+    assert threads.choose_threads(4, 1, 0, busy=1.0, affinity=2) == (4, "--threads")  # the flag wins
     monkeypatch.setattr(threads, "available_cpus", lambda: (16, "affinity 16 CPUs"))
-    assert threads.choose_threads(None, 1, 0, busy=3.2)[0] == 13
+    assert threads.choose_threads(None, 1, 0, busy=3.2, affinity=16)[0] == 13
+    # a cgroup quota of 4 CPUs on a 64-CPU node where others keep 30 busy: the quota's 4
+    monkeypatch.setattr(threads, "available_cpus", lambda: (4, "cgroup quota 4 CPUs (affinity 64)"))
+    assert threads.choose_threads(None, 1, 0, busy=30.0, affinity=64)[0] == 4
 
 
 def test_busy_cpus_sees_a_competing_process():

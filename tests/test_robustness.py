@@ -303,20 +303,31 @@ def test_centre_crops_perturb_only_the_pixels_they_keep_and_equal_perturbing_the
     transform = ImageTransform(224, False, resize_mode=mode)
     calls = []
     grid = {"blur": [0, 0.5, 2, 4], "noise": [0, 5, 20], "jpeg": [100, 95, 60, 30], "webp": [70], "resize": [0.5]}
-    for name, strengths in grid.items():
-        for strength in strengths:
-            point = PERTURBATIONS.get(name)(strength)
-            real_apply = point.apply
-            point.apply = lambda x, _f=real_apply: calls.append(x.shape[:2]) or _f(x)
-            whole = transform.geometric(image=point(img))["image"]
-            calls.clear()
-            fast = transform.with_perturbation(point, "before_resize").finish(img)
-            assert fast.shape == (224, 224, 3)
-            assert np.array_equal(fast, whole), (name, strength, size)
-            if point.is_clean:
-                assert not calls
-            elif name in ("blur", "jpeg") and size == (1200, 1300):  # local: the box and its margin only
-                assert calls and max(h * w for h, w in calls) < 0.2 * img.shape[0] * img.shape[1], (name, calls)
+    from aigbench.robustness.perturbations import JPEG, Chain, GaussianBlur
+
+    class Stretched(GaussianBlur):  # a subclass whose own apply reads the whole image
+        def apply(self, x):
+            out = super().apply(x).astype(np.float32)
+            return np.clip((out - out.min()) * 255 / max(1.0, float(out.max() - out.min())), 0, 255).astype(np.uint8)
+
+    points = [PERTURBATIONS.get(name)(strength) for name, strengths in grid.items() for strength in strengths]
+    points += [PERTURBATIONS.get(n)(v) for n, v in (("crop", 0.5), ("crop", 0.3), ("grayscale", 0.5), ("social", 2))]
+    points += [PERTURBATIONS.get("aigenbench")(1), Chain("jpeg:75>crop:0.5", 1), Chain("crop:0.5>blur", 2)]
+    points += [Stretched(2)]
+    for point in points:
+        real_apply = point.apply
+        point.apply = lambda x, _f=real_apply: calls.append(x.shape[:2]) or _f(x)
+        whole = transform.geometric(image=point(img))["image"]
+        calls.clear()
+        fast = transform.with_perturbation(point, "before_resize").finish(img)
+        assert fast.shape == (224, 224, 3)
+        assert np.array_equal(fast, whole), (point, size)
+        if point.is_clean:
+            assert not calls
+        elif type(point) in (GaussianBlur, JPEG) and size == (1200, 1300):  # local: the box and its margin only
+            assert calls and max(h * w for h, w in calls) < 0.2 * img.shape[0] * img.shape[1], (point, calls)
+        elif isinstance(point, Stretched):  # its own apply: the whole photo
+            assert calls == [img.shape[:2]]
     # training crops are random, resizing reads every pixel: the whole image is perturbed
     assert ImageTransform(224, True, resize_mode="crop").kept_box(*img.shape[:2]) is None
     assert ImageTransform(224, False, resize_mode="resize").kept_box(*img.shape[:2]) is None

@@ -110,8 +110,8 @@ def preprocess_from_args(cls: type, args: Any) -> Preprocess:
     return resolve_preprocess(
         cls,
         kwargs_from_args(cls, args),
-        image_size=args.image_size,
-        resize_mode=args.resize_mode,
+        image_size=getattr(args, "image_size", None),
+        resize_mode=getattr(args, "resize_mode", None),
         interpolation=getattr(args, "interpolation", None),
         crop_pct=getattr(args, "crop_pct", None),
     )

@@ -205,10 +205,10 @@ class ImageTransform:
         transform (robustness points) share ``start``: a sweep aligns each image once."""
         if self.perturbation is not None and self.perturb_stage == "before_resize":
             box = self.kept_box(img.shape[0], img.shape[1])
+            kept = None
             if box is not None and hasattr(self.perturbation, "region"):
-                img = self.perturbation.region(img, box)  # = perturb the whole image, then crop
-            else:
-                img = self.perturbation(img)
+                kept = self.perturbation.region(img, box)  # = perturb the whole image, then crop; None: not local
+            img = kept if kept is not None else self.perturbation(img)
         if self.geometric is not None:
             img = self.geometric(image=img)["image"]
         if self.crops:

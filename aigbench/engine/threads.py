@@ -86,12 +86,17 @@ def busy_cpus(seconds: float = BUSY_SAMPLE_S, stat: Path = PROC_STAT, sleep: Any
 
 
 def choose_threads(
-    requested: Optional[int], local_processes: int = 1, num_workers: int = 0, busy: Optional[float] = None
+    requested: Optional[int],
+    local_processes: int = 1,
+    num_workers: int = 0,
+    busy: Optional[float] = None,
+    affinity: Optional[int] = None,
 ) -> tuple[int, str]:
     """Intra-op threads per process: ``requested`` (``--threads``) when given, else the available
     CPUs divided among the node's processes, less one per loader worker (at least 1), and no
-    more than the CPUs that other processes left idle (``busy``, measured by
-    :func:`busy_cpus` when this is the node's only process): threads that wait for a CPU that
+    more than the CPUs of the ``affinity`` set (default: this process's) that other processes
+    left idle (``busy``, measured by :func:`busy_cpus` on that set when this is the node's only
+    process; a cgroup quota below the set is a separate cap): threads that wait for a CPU that
     another process holds stall the others at each parallel region (measured by
     ``benchmarks/threads.py``: with one competing process on 2 CPUs, 1 thread trains 1.5x
     faster than 2)."""
@@ -102,7 +107,9 @@ def choose_threads(
     n = max(1, per_process - num_workers)
     why = f"{how} / {local_processes} process(es) on this node - {num_workers} loader worker(s)"
     if busy is not None and busy >= 0.5:
-        free = max(1, int(cpus - busy + 0.5))
+        if affinity is None:
+            affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        free = max(1, int(affinity - busy + 0.5))
         if free < n:
             n = free
             why += f", {busy:.1f} CPU(s) busy with other processes at start"

@@ -91,21 +91,35 @@ class Perturbation:
         depend on the whole image (the default)."""
         return None
 
-    def region(self, img: np.ndarray, box: Box) -> np.ndarray:
-        """``self(img)[y0:y1, x0:x1]`` for ``box = (y0, x0, y1, x1)``: the perturbed pixels of the
-        part of ``img`` that evaluation keeps (a centre crop). A local perturbation
-        (:meth:`footprint`) perturbs only the box and the margin its pixels depend on, snapped
-        outwards to its grid: the same pixels, for a fraction of the cost on a large photo."""
+    def region(self, img: np.ndarray, box: Box) -> Optional[np.ndarray]:
+        """``self(img)[y0:y1, x0:x1]`` for ``box = (y0, x0, y1, x1)``, the part of ``img`` that
+        evaluation keeps (a centre crop), computed from the box and the margin its pixels depend
+        on (:meth:`footprint`), snapped outwards to the grid: the same pixels, for a fraction of
+        the cost on a large photo. None when the perturbation is not local: the caller then
+        perturbs the whole image."""
         y0, x0, y1, x1 = box
-        reach = self.footprint()
-        if self.is_clean or reach is None:
-            return self(img)[y0:y1, x0:x1]
+        reach = self._local_footprint()
+        if reach is None:
+            return None
+        if self.is_clean:
+            return img[y0:y1, x0:x1]
         margin, grid = reach
         h, w = img.shape[:2]
         ey0, ex0 = max(0, (y0 - margin) // grid * grid), max(0, (x0 - margin) // grid * grid)
         ey1, ex1 = min(h, -(-(y1 + margin) // grid) * grid), min(w, -(-(x1 + margin) // grid) * grid)
         out = self.apply(np.ascontiguousarray(img[ey0:ey1, ex0:ex1]))
         return out[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
+
+    def _local_footprint(self) -> Optional[tuple[int, int]]:
+        """:meth:`footprint`, trusted only while ``apply`` is the one of the class that declared
+        it and ``__call__`` is not overridden: a subclass that changes either may not be local."""
+        declared = next(c for c in type(self).__mro__ if "footprint" in c.__dict__)
+        if not self._unchanged_since(declared):
+            return None
+        return self.footprint()
+
+    def _unchanged_since(self, cls: type) -> bool:
+        return type(self).apply is cls.apply and type(self).__call__ is Perturbation.__call__
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.param}={self.strength:g})"
@@ -146,7 +160,9 @@ class GaussianNoise(Perturbation):
     def apply(self, img: np.ndarray) -> np.ndarray:
         return self._noisy(img, (0, 0, *img.shape[:2]))
 
-    def region(self, img: np.ndarray, box: Box) -> np.ndarray:
+    def region(self, img: np.ndarray, box: Box) -> Optional[np.ndarray]:
+        if not self._unchanged_since(GaussianNoise):  # a subclass's own apply: not known to be local
+            return None
         return img[box[0] : box[2], box[1] : box[3]] if self.is_clean else self._noisy(img, box)
 
     def _noisy(self, img: np.ndarray, box: Box) -> np.ndarray:
