@@ -19,6 +19,7 @@ import numpy as np
 
 from aigbench.datasets.layouts import Sample
 from aigbench.datasets.sources import load_image
+from aigbench.engine.threads import affinity_cpus
 
 log = logging.getLogger("aigbench")
 
@@ -71,7 +72,7 @@ def build_cache(
     if mode == "none" or not samples:
         return None
     if not threads:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = len(affinity_cpus())
     if mode == "disk":
         if folder is None:
             raise ValueError("--cache_decoded disk needs a folder (the run's output_dir)")

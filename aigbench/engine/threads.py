@@ -24,6 +24,11 @@ CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
 
 
+def affinity_cpus() -> set[int]:
+    """The CPUs this process may run on (its affinity set; every CPU where the OS has none)."""
+    return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+
+
 def cgroup_cpu_quota(v2: Path = CGROUP_V2, v1: tuple[Path, Path] = CGROUP_V1) -> Optional[float]:
     """CPUs allowed by the cgroup's quota (``quota / period``), or None when there is no quota."""
     try:
@@ -40,7 +45,7 @@ def cgroup_cpu_quota(v2: Path = CGROUP_V2, v1: tuple[Path, Path] = CGROUP_V1) ->
 
 def available_cpus() -> tuple[int, str]:
     """CPUs this process may use (affinity set, capped by a cgroup quota) and how that was found."""
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    affinity = len(affinity_cpus())
     quota = cgroup_cpu_quota()
     if quota is not None and math.ceil(quota) < affinity:
         return max(1, math.ceil(quota)), f"cgroup quota {quota:g} CPUs (affinity {affinity})"
@@ -70,7 +75,7 @@ def busy_cpus(seconds: float = BUSY_SAMPLE_S, stat: Path = PROC_STAT, sleep: Any
     """How many of this process's CPUs other processes keep busy: the busy fraction of each
     CPU of the affinity set over ``seconds`` (this process sleeps meanwhile), summed; None where
     ``/proc/stat`` cannot be read."""
-    cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    cpus = affinity_cpus()
     try:
         before = _cpu_times(stat, cpus)
         sleep(seconds)
@@ -108,7 +113,7 @@ def choose_threads(
     why = f"{how} / {local_processes} process(es) on this node - {num_workers} loader worker(s)"
     if busy is not None and busy >= 0.5:
         if affinity is None:
-            affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            affinity = len(affinity_cpus())
         free = max(1, int(affinity - busy + 0.5))
         if free < n:
             n = free
