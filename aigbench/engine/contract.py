@@ -115,13 +115,13 @@ def check_finite_loss(
     With ``device`` and a process group, the check is collective: every rank raises when any
     rank's loss is non-finite, so that none is left waiting in the next collective."""
     value = float(loss.detach().item())
-    bad = not math.isfinite(value)
+    here = not math.isfinite(value)
+    bad = here
     if device is not None:
         from aigbench.engine.dist import any_rank
 
-        bad = any_rank(bad, device)
+        bad = any_rank(here, device)
     if bad:
-        here = not math.isfinite(value)
         what = f"backward_loss is {value}" if here else "backward_loss was non-finite on another process"
         raise NonFiniteLossError(
             f"{what} at {where}. Lower --lr, check the inputs and the loss "
