@@ -20,13 +20,27 @@ Add your own: a class with ``detect(root, labels)`` and ``samples(root, labels)`
 ``priority``: lower is tried first by ``--layout auto``), registered with
 ``@LAYOUTS.register_module()``. ``--label_map real:0,fake:1`` overrides the label names.
 
-**Splits.** A folder named ``train``, ``val`` or ``test`` at any depth marks the split of
-every image below it (``root/train/progan/...`` and ``root/sdv4/sub/val/ai/...`` alike).
+**Splits.** A split is a folder at the level that the layout declares, never any folder that
+happens to be named like one (ForenSynths has an object class named ``train`` in its train, val
+and ProGAN test sets):
+
+* ``split_position = "top"`` (ForenSynths, CIFAKE, the one-class folders): the split folders are
+  the children of one folder, ``ROOT/{train,val,test}``. A folder's children are split folders
+  when they name two or more different splits, or, for the children of the path itself, when
+  at least half of them name a split (``ROOT/{test}`` downloaded alone). A lone ``train``
+  among other folders (``test/progan/{airplane,...,train}``) is a class, not a split.
+* ``split_position = "label_parent"`` (GenImage): the folder just above the label folder,
+  ``<gen>/<sub>/{train,val}/{ai,nature}``.
+
+A path that *is* a split folder (``--data_path ROOT/train``, ``--val_data_path ROOT/val``,
+``--test_data_path ROOT/test``), or that lies inside one (``ROOT/test/progan``; the path and
+its three nearest parents are looked at), reads the whole split, with every class.
 ``load_samples(path, "train")`` keeps that split only; when the tree has no split folders
 the whole tree is the requested split; when it has splits but not the requested one, it is
 an error that lists those it has (except that a test request falls back to ``val``, the
 split that GenImage and ForenSynths' validation sets are evaluated on, with a note).
-Without a requested split, a tree with several splits is an error that lists them.
+Without a requested split, a tree with several splits is an error that lists them. Training
+data that would read a file from below a ``val``/``test`` folder is an error.
 
 **Generator and category.** The generator is the first folder between the root and the
 label folder that is not a split folder (``progan`` in ``train/progan/car/1_fake``). In the
@@ -42,7 +56,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import Iterator, NamedTuple, Optional, Sequence, Union
 
 from aigbench.errors import AigbenchError
 from aigbench.registry import LAYOUTS
@@ -88,9 +102,72 @@ def resolve_path(path: Union[str, os.PathLike]) -> Path:
     return p
 
 
-def _split_of(parts: tuple[str, ...]) -> str:
-    found = [SPLIT_WORDS[p.lower()] for p in parts if p.lower() in SPLIT_WORDS]
-    return found[-1] if found else ""
+def _split_word(name: str) -> str:
+    return SPLIT_WORDS.get(name.lower(), "")
+
+
+def context_split(root: Path) -> tuple[str, tuple[str, ...]]:
+    """The split that ``root`` lies in: its own name or that of one of its three nearest parents
+    (``ROOT/test/progan`` is in ``test``), and the folders between that split folder and ``root``
+    (``("progan",)``); ``("", ())`` when none."""
+    p = Path(os.path.abspath(root))
+    for depth, q in enumerate([p, *list(p.parents)[:3]]):
+        if _split_word(q.name):
+            return _split_word(q.name), p.parts[len(p.parts) - depth :]
+    return "", ()
+
+
+def _children_are_splits(names: Sequence[str], at_root: bool, inherited: bool) -> bool:
+    """Whether folders named ``names`` (the children of one folder) are split folders: two or
+    more different split names; or, among the children of the path itself when it is not inside
+    a split, split names for at least half of them (``ROOT/{train,val,test}``, ``ROOT/{test}``,
+    but not the class ``train`` among ForenSynths' 20 classes)."""
+    words = [_split_word(n) for n in names if not n.startswith(".")]
+    found = {w for w in words if w}
+    if len(found) >= 2:
+        return True
+    return bool(found) and at_root and not inherited and 2 * sum(map(bool, words)) >= len(words)
+
+
+class SplitWalk(NamedTuple):
+    dirpath: str
+    rel: tuple[str, ...]
+    filenames: list[str]
+    split: str  # the split of the images in this folder ("" when none)
+    split_index: int  # index in ``rel`` of the split folder; -1 when the split comes from the path itself
+    prefix: tuple[str, ...] = ()  # folders between that split folder and the path (split_index -1)
+
+    def named(self, end: int) -> list[str]:
+        """The folders of ``rel[:end]`` that are not the split folder, after ``prefix``: the
+        generator first, then the category (``test/progan/train/0_real``: progan, train)."""
+        own = [p for j, p in enumerate(self.rel[:end]) if j != self.split_index]
+        return [*self.prefix, *own] if self.split_index < 0 else own
+
+
+def walk_splits(root: Path, position: str = "top", labels: Sequence[str] = ()) -> Iterator[SplitWalk]:
+    """``os.walk`` of ``root`` (sorted, following links) with the split of each folder's images,
+    found at the layout's level (``position``, see the module docstring). ``labels``: the layout's
+    label folder names (lower case): nothing below a label folder is a split folder."""
+    inherited, prefix = context_split(root)
+    state: dict[str, tuple[str, int]] = {str(root): (inherited, -1)}
+    labels = {n.lower() for n in labels}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        rel = Path(dirpath).relative_to(root).parts
+        split, index = state.pop(dirpath, (inherited, -1))
+        in_label = any(p.lower() in labels for p in rel)
+        if position == "label_parent":
+            pos = [i for i, p in enumerate(rel) if p.lower() in labels]
+            if pos and pos[-1] >= 1 and _split_word(rel[pos[-1] - 1]):
+                split, index = _split_word(rel[pos[-1] - 1]), pos[-1] - 1
+        elif index < 0 and not in_label and _children_are_splits(dirnames, not rel, bool(inherited)):
+            for d in dirnames:
+                state[os.path.join(dirpath, d)] = (_split_word(d), len(rel))
+            yield SplitWalk(dirpath, rel, filenames, split, index, prefix)
+            continue
+        for d in dirnames:
+            state[os.path.join(dirpath, d)] = (split, index)
+        yield SplitWalk(dirpath, rel, filenames, split, index, prefix)
 
 
 class FolderLayout:
@@ -98,6 +175,7 @@ class FolderLayout:
 
     label_dirs: dict[str, int] = {}
     category_levels: bool = False  # folders between generator and label folder are a category
+    split_position: str = "top"  # where split folders sit: "top" (ROOT/{train,val,test}) or "label_parent"
 
     priority = 50  # detection order among registered layouts: lower is tried first
 
@@ -119,17 +197,15 @@ class FolderLayout:
         out: list[Sample] = []
         ignored: list[str] = []
         unlabelled: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-            dirnames.sort()
-            rel = Path(dirpath).relative_to(root).parts
+        for walk in walk_splits(root, cls.split_position, tuple(lookup)):
+            dirpath, rel, filenames, split = walk.dirpath, walk.rel, walk.filenames, walk.split
             label_pos = [i for i, part in enumerate(rel) if part.lower() in lookup]
             if not label_pos:
                 unlabelled += [os.path.join(dirpath, f) for f in filenames if f.lower().endswith(IMAGE_EXTENSIONS)]
                 continue
             i = label_pos[-1]
             label = lookup[rel[i].lower()]
-            split = _split_of(rel[:i])
-            named = [p for p in rel[:i] if p.lower() not in SPLIT_WORDS]
+            named = walk.named(i)
             generator = named[0] if named else ""
             category = "/".join(named[1:]) if cls.category_levels else ""
             for f in sorted(filenames):
@@ -180,6 +256,7 @@ class GenImage(FolderLayout):
     """GenImage (Zhu et al. NeurIPS 2023): root/<generator>/<subfolder>/{train,val}/{ai,nature}/*."""
 
     label_dirs = {"nature": 0, "ai": 1}
+    split_position = "label_parent"
     priority = 20
 
 
@@ -200,14 +277,12 @@ class OneClassFolders:
         if not root.is_dir():
             raise DatasetError(f"{root}: the {cls.__name__} layout needs a folder of images")
         out = []
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-            dirnames.sort()
-            rel = Path(dirpath).relative_to(root).parts
-            named = [p for p in rel if p.lower() not in SPLIT_WORDS]
-            for f in sorted(filenames):
+        for walk in walk_splits(root):
+            named = walk.named(len(walk.rel))
+            for f in sorted(walk.filenames):
                 if f.lower().endswith(IMAGE_EXTENSIONS):
                     out.append(
-                        Sample(os.path.join(dirpath, f), cls.label, named[0] if named else "", "", _split_of(rel))
+                        Sample(os.path.join(walk.dirpath, f), cls.label, named[0] if named else "", "", walk.split)
                     )
         return out
 
@@ -458,6 +533,18 @@ def select_split(samples: list[Sample], split: Optional[str], where: str) -> lis
     return [s for s in samples if s.split == split]
 
 
+def check_no_eval_folders(samples: Sequence[Sample], root: Path, where: str) -> None:
+    """Training data read from below a ``val``/``test`` folder is an error that names the folder."""
+    for s in samples:
+        parts = Path(os.path.relpath(s.path, root)).parts[:-1]
+        bad = [p for p in parts if _split_word(p) in ("val", "test")]
+        if bad:
+            raise DatasetError(
+                f"{where}: training would read {s.path}, which lies below a {bad[0]}/ folder (a held-out split). "
+                "Point --data_path at the training split (e.g. ROOT/train) or at the dataset root"
+            )
+
+
 def check_labels(samples: list[Sample], where: str) -> None:
     """The same file listed with two different labels is an error that names it."""
     by_path: dict[str, set[int]] = defaultdict(set)
@@ -508,6 +595,8 @@ def load_samples(
     if getattr(cls, "lists_paths", False):
         check_paths_exist(samples, where)
     samples = select_split(samples, split, where)
+    if split == "train" and not getattr(cls, "lists_paths", False):
+        check_no_eval_folders(samples, root, where)
     if not samples:
         raise DatasetError(f"{where}: found no images ({', '.join(IMAGE_EXTENSIONS)})")
     check_labels(samples, where)
