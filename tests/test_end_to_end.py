@@ -77,7 +77,7 @@ def test_train_test_robust_on_cifake(project, subsets):
     # the scores in the CSV give back exactly the metrics of the JSON (rounded to 6 significant digits)
     assert metrics["auroc"] == clean_float(roc_auc_score(y, s))
     assert metrics["ap"] == clean_float(average_precision_score(y, s))
-    assert metrics["accuracy"] == clean_float(accuracy_score(y, s >= 0.5))
+    assert metrics["accuracy"] == clean_float(accuracy_score(y, s > 0.5))
     assert metrics["auroc"] > 0.6, metrics  # it learned something real
     assert lines[-1]["test_cifake_sub_auroc"] == pytest.approx(metrics["auroc"])
 
@@ -108,7 +108,7 @@ def test_train_test_robust_on_cifake(project, subsets):
     assert tested["at_val_threshold"]["threshold"] == pytest.approx(best["threshold"], rel=1e-5)
     _, yb, sb = read_predictions(best_dir / "predictions.csv")
     t = tested["at_val_threshold"]["threshold"]
-    assert tested["at_val_threshold"]["accuracy"] == clean_float(accuracy_score(yb, sb >= t))
+    assert tested["at_val_threshold"]["accuracy"] == clean_float(accuracy_score(yb, sb > t))
     # --checkpoint all: every epoch, and the summary warns that choosing among them is selection on test
     proc = script(project, "test.py", "--test_data_json", str(subsets["test_map"]), "--checkpoint", "all", *common)
     assert "selection on the test set" in proc.stderr

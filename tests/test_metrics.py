@@ -15,7 +15,7 @@ from aigbench.metrics import compute_metrics, per_generator_metrics
 
 
 def sklearn_reference(y, s, threshold=0.5):
-    pred = (s >= threshold).astype(int)
+    pred = (s > threshold).astype(int)  # the official rule: y_pred > 0.5
     return {
         "accuracy": accuracy_score(y, pred),
         "real_acc": recall_score(y, pred, pos_label=0),

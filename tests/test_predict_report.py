@@ -100,7 +100,7 @@ def test_predict_scores_a_folder_like_test_py_with_the_validation_threshold(trai
     for r in rows:
         assert float(r["score"]) == pytest.approx(expected[Path(r["path"]).stem], abs=1e-6)
         assert float(r["threshold"]) == pytest.approx(t, rel=1e-7)
-        assert int(r["label_pred"]) == int(float(r["score"]) >= t)
+        assert int(r["label_pred"]) == int(float(r["score"]) > t)
     # --threshold overrides; a missing run is a clear error
     bench(
         "predict",

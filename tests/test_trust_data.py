@@ -121,7 +121,7 @@ def test_pooled_reals_per_generator_match_sklearn(tmp_path):
         assert m["n_real"] == 16 and m["n_fake"] == 8
         assert m["auroc"] == pytest.approx(roc_auc_score(y[sel], s[sel]), abs=1e-12)
         assert m["ap"] == pytest.approx(average_precision_score(y[sel], s[sel]), abs=1e-12)
-        assert m["accuracy"] == pytest.approx(accuracy_score(y[sel], s[sel] >= 0.5), abs=1e-12)
+        assert m["accuracy"] == pytest.approx(accuracy_score(y[sel], s[sel] > 0.5), abs=1e-12)
         per_acc.append(m["accuracy"])
         per_ap.append(m["ap"])
         per_auc.append(m["auroc"])
@@ -291,7 +291,7 @@ def test_youden_threshold_maximises_balanced_accuracy():
     t = youden_threshold(y, s)
 
     def bal(th):
-        return 0.5 * (((s >= th) & (y == 1)).sum() / (y == 1).sum() + ((s < th) & (y == 0)).sum() / (y == 0).sum())
+        return 0.5 * (((s > th) & (y == 1)).sum() / (y == 1).sum() + ((s <= th) & (y == 0)).sum() / (y == 0).sum())
 
     assert bal(t) == pytest.approx(max(bal(v) for v in np.unique(s)))
     assert youden_threshold([1, 1], [0.2, 0.3]) is None

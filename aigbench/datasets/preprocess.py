@@ -23,12 +23,15 @@ class Preprocess:
 
     * ``input_size``: side of the square input, pixels;
     * ``mean``/``std``: per-channel normalization of pixels scaled to [0, 1];
-    * ``interpolation``: used when enlarging (every shrink is antialiased, see ``imageops.resize``);
+    * ``interpolation``: Pillow's filter, as torchvision on PIL images (antialiased when shrinking,
+      see ``imageops.geometry``);
     * ``resize_mode``: ``resize`` (whole image to the square), ``crop`` (random crop when
-      training, centre crop when testing; small images are mirror-padded), ``resize_crop``
+      training, centre crop when testing; small images are padded), ``resize_crop``
       (shorter side to ``input_size / crop_pct``, then the crop: timm's evaluation transform)
       or ``none``;
-    * ``crop_pct``: fraction of the resized image that the ``resize_crop`` crop keeps.
+    * ``crop_pct``: fraction of the resized image that the ``resize_crop`` crop keeps;
+    * ``pad_mode``: images smaller than a crop are padded with zeros (``constant``, as
+      torchvision's ``CenterCrop``) or mirrored (``reflect``).
     """
 
     input_size: int = 224
@@ -37,6 +40,7 @@ class Preprocess:
     interpolation: str = "bilinear"
     resize_mode: str = "resize"
     crop_pct: float = 1.0
+    pad_mode: str = "constant"
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -49,6 +53,7 @@ OVERRIDE_FLAGS = {
     "resize_mode": "resize_mode",
     "interpolation": "interpolation",
     "crop_pct": "crop_pct",
+    "pad_mode": "pad_mode",
 }
 
 
@@ -97,6 +102,8 @@ def resolve_preprocess(cls: type, kwargs: Optional[Mapping[str, Any]] = None, **
         raise ConfigError(f"--resize_mode must be one of {', '.join(RESIZE_MODES)}, got {cfg.resize_mode!r}")
     if not 0 < cfg.crop_pct <= 1:
         raise ConfigError(f"--crop_pct must be in (0, 1], got {cfg.crop_pct}")
+    if cfg.pad_mode not in ("constant", "reflect"):
+        raise ConfigError(f"--pad_mode must be constant or reflect, got {cfg.pad_mode!r}")
     if cfg.input_size < 1:
         raise ConfigError(f"--image_size must be at least 1, got {cfg.input_size}")
     return cfg
@@ -114,4 +121,5 @@ def preprocess_from_args(cls: type, args: Any) -> Preprocess:
         resize_mode=getattr(args, "resize_mode", None),
         interpolation=getattr(args, "interpolation", None),
         crop_pct=getattr(args, "crop_pct", None),
+        pad_mode=getattr(args, "pad_mode", None),
     )

@@ -1,16 +1,18 @@
-"""Albumentations/OpenCV transforms: decode → [align format] → [augment] → [perturb] → resize/crop →
+"""Per-image transforms: decode → [align format] → [augment] → [perturb] → resize/crop →
 [perturb] → normalize.
 
-Images are RGB uint8 ``HxWx3`` numpy arrays until :class:`Normalizer`. Every downscale is
-antialiased (``INTER_AREA``, as torchvision's ``Resize(antialias=True)`` and Pillow do); the
-declared interpolation is used when enlarging. A transform is never changed after it is
-built: :meth:`ImageTransform.with_perturbation` returns a new one (a *view*), so loaders
-and their persistent workers never see a shared object change under them.
+Images are RGB uint8 ``HxWx3`` numpy arrays until :class:`Normalizer`. Resizing and centre
+cropping are those of torchvision on PIL images (:mod:`aigbench.imageops.geometry`: Pillow's
+antialiased filters, torchvision's rounding and zero padding), the pipelines of the field's
+official evaluation code; training adds albumentations' random crop and flip. A transform is
+never changed after it is built: :meth:`ImageTransform.with_perturbation` returns a new one
+(a *view*), so loaders and their persistent workers never see a shared object change under them.
 """
 
 from __future__ import annotations
 
 import copy
+from functools import partial
 from typing import Any, Callable, Literal, Optional, Sequence
 
 import cv2
@@ -18,17 +20,32 @@ import numpy as np
 import torch
 
 from aigbench.datasets.preprocess import IMAGENET_MEAN, IMAGENET_STD, RESIZE_MODES, Preprocess
-from aigbench.imageops import decode_image  # noqa: F401  (re-exported: the dataset decodes through it)
+from aigbench.imageops import (
+    decode_image,  # noqa: F401  (re-exported: the dataset decodes through it)
+    geometry,
+)
 
 ResizeMode = Literal["resize", "crop", "resize_crop", "none"]
 PerturbStage = Literal["before_resize", "after_resize"]
-INTERPOLATIONS = {
-    "nearest": cv2.INTER_NEAREST,
-    "bilinear": cv2.INTER_LINEAR,
-    "bicubic": cv2.INTER_CUBIC,
-    "area": cv2.INTER_AREA,
-    "lanczos": cv2.INTER_LANCZOS4,
-}
+INTERPOLATIONS = tuple(geometry.PIL_FILTERS)
+PAD_BORDERS = {"constant": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT_101}
+
+
+def _keyword(fn: Callable[..., np.ndarray], img: np.ndarray, **_: Any) -> np.ndarray:
+    return fn(img)
+
+
+class Geometry:
+    """Deterministic steps (evaluation): ``Geometry(steps)(image=img)["image"]``, the calling
+    convention of albumentations' ``Compose``."""
+
+    def __init__(self, steps: Sequence[Callable[[np.ndarray], np.ndarray]]) -> None:
+        self.steps = tuple(steps)
+
+    def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        for step in self.steps:
+            image = step(image)
+        return {"image": image}
 
 
 def build_geometric(
@@ -38,35 +55,54 @@ def build_geometric(
     hflip: bool = True,
     interpolation: str = "bilinear",
     crop_pct: float = 1.0,
+    pad_mode: str = "constant",
 ) -> Any:
-    """Resize or crop to ``image_size`` (random crop and flip when training)."""
+    """Resize or crop to ``image_size`` as torchvision on PIL images (random crop and flip when
+    training). Images smaller than a crop are zero-padded (``pad_mode="reflect"``: mirrored)."""
     import albumentations as A
 
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
-    interp = INTERPOLATIONS[interpolation]
-    area = None if interpolation == "nearest" else "image"  # antialiased downscaling
-    crop = A.RandomCrop(image_size, image_size) if train else A.CenterCrop(image_size, image_size)
-    pad = A.PadIfNeeded(image_size, image_size, border_mode=cv2.BORDER_REFLECT_101)
-    ops: list[Any] = []
+    if pad_mode not in PAD_BORDERS:
+        raise ValueError(f"--pad_mode must be one of {', '.join(PAD_BORDERS)}, got {pad_mode!r}")
+    steps: list[Callable[[np.ndarray], np.ndarray]] = []
+    crop: Optional[str] = None  # "center" or "random"
     if resize_mode == "resize":
-        ops.append(A.Resize(image_size, image_size, interpolation=interp, area_for_downscale=area))
-    elif resize_mode == "crop":
-        ops += [pad, crop]
-    elif resize_mode == "random_crop":
-        ops += [pad, A.RandomCrop(image_size, image_size)]
-    elif resize_mode in ("center_crop", "multicrop"):  # multicrop: the crops are cut by ImageTransform
-        ops += [pad] + ([A.CenterCrop(image_size, image_size)] if resize_mode == "center_crop" else [])
+        steps.append(partial(_square, size=image_size, interpolation=interpolation))
+    elif resize_mode in ("crop", "center_crop", "random_crop"):
+        crop = "random" if resize_mode == "random_crop" or (train and resize_mode == "crop") else "center"
+    elif resize_mode == "multicrop":  # the crops are cut by ImageTransform, after padding
+        steps.append(partial(geometry.pad_to, size=image_size, pad=pad_mode))
     elif resize_mode == "resize_crop":
         if not 0 < crop_pct <= 1:
             raise ValueError(f"--crop_pct must be in (0, 1], got {crop_pct}")
         short = int(round(image_size / crop_pct))
-        ops += [A.SmallestMaxSize(max_size=short, interpolation=interp, area_for_downscale=area), pad, crop]
+        steps.append(partial(geometry.resize_shorter, size=short, interpolation=interpolation))
+        crop = "random" if train else "center"
     elif resize_mode != "none":
         raise ValueError(f"--resize_mode must be one of {', '.join(RESIZE_MODES)}, got {resize_mode!r}")
-    if train and hflip:
+    if crop == "center":
+        steps.append(partial(geometry.center_crop, size=image_size, pad=pad_mode))
+    if not train:
+        return Geometry(steps) if steps else None
+    ops: list[Any] = [A.Lambda(image=partial(_keyword, step)) for step in steps]
+    if crop == "random":
+        ops.append(partial_pad(image_size, pad_mode))
+        ops.append(A.RandomCrop(image_size, image_size))
+    if hflip:
         ops.append(A.HorizontalFlip(p=0.5))
     return A.Compose(ops) if ops else None
+
+
+def partial_pad(size: int, pad_mode: str) -> Any:
+    """albumentations' padding to ``size`` (training's random crops), zeros or mirrored."""
+    import albumentations as A
+
+    return A.PadIfNeeded(size, size, border_mode=PAD_BORDERS[pad_mode], fill=0)
+
+
+def _square(img: np.ndarray, size: int, interpolation: str) -> np.ndarray:
+    return geometry.resize(img, size, size, interpolation)
 
 
 class Normalizer:
@@ -126,10 +162,11 @@ class ImageTransform:
         crop_pct: float = 1.0,
         align: Optional[Callable[[np.ndarray], np.ndarray]] = None,
         crops: int = 0,
+        pad_mode: str = "constant",
     ) -> None:
         if resize_mode == "multicrop" and crops not in (5, 10):
             raise ValueError(f"--eval_crops must be 5 (corners + centre) or 10 (and their mirror images), got {crops}")
-        self.geometric = build_geometric(image_size, train, resize_mode, hflip, interpolation, crop_pct)
+        self.geometric = build_geometric(image_size, train, resize_mode, hflip, interpolation, crop_pct, pad_mode)
         self.train = train
         self.resize_mode = resize_mode
         self.image_size = image_size
@@ -164,6 +201,7 @@ class ImageTransform:
             cfg.crop_pct,
             align,
             crops,
+            cfg.pad_mode,
         )
 
     def with_perturbation(
@@ -219,13 +257,13 @@ class ImageTransform:
 
     def kept_box(self, height: int, width: int) -> Optional[tuple[int, int, int, int]]:
         """``(y0, x0, y1, x1)``: the part of a ``height x width`` image that an evaluation centre
-        crop without resizing keeps (``--eval_crop crop`` / ``center_crop``, albumentations'
+        crop without resizing keeps (``--eval_crop crop`` / ``center_crop``, torchvision's
         ``CenterCrop``), so that a perturbation before it need only produce those pixels; None
         for every other geometry (resizing, random crops, padding, several crops)."""
         s = self.image_size
         if self.train or self.resize_mode not in ("crop", "center_crop") or height < s or width < s:
             return None
-        y0, x0 = (height - s) // 2, (width - s) // 2
+        y0, x0 = geometry.center_offsets(height, width, s)
         return y0, x0, y0 + s, x0 + s
 
     def _after(self, img: np.ndarray) -> np.ndarray:
@@ -246,9 +284,10 @@ class ImageTransform:
 
 def multicrop(img: np.ndarray, size: int, n: int) -> list[np.ndarray]:
     """The four corner crops and the centre crop (``n`` = 5), and their mirror images (10), as
-    torchvision's ``FiveCrop``/``TenCrop``; ``img`` is at least ``size`` on each side."""
+    torchvision's ``FiveCrop``/``TenCrop`` (its centre crop rounds as ``CenterCrop``); ``img`` is at
+    least ``size`` on each side."""
     h, w = img.shape[:2]
-    top, left = (h - size) // 2, (w - size) // 2
+    top, left = geometry.center_offsets(h, w, size)
     boxes = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), (top, left)]
     crops = [img[y : y + size, x : x + size] for y, x in boxes]
     if n == 10:

@@ -15,6 +15,7 @@ import torch
 
 from aigbench.errors import ConfigError
 from aigbench.fileio import EXACT_KEYS, SIGNIFICANT_DIGITS, atomic_open, clean_float, to_jsonable, write_json  # noqa: F401
+from aigbench.metrics.binary import is_fake
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 
@@ -179,7 +180,7 @@ def labelled_grid(
             tile = np.repeat(tile[..., None], 3, axis=2)
         y0 = r * (cell + caption_h)
         grid[y0 : y0 + cell, c * cell : (c + 1) * cell] = tile[..., :3]
-        correct = (s >= 0.5) == (y >= 0.5)
+        correct = is_fake(s) == (y >= 0.5)
         color = (0, 150, 0) if correct else (210, 0, 0)
         text = f"{'F' if y >= 0.5 else 'R'} {s:.2f}"
         cv2.putText(grid, text, (c * cell + 2, y0 + cell + 11), cv2.FONT_HERSHEY_SIMPLEX, 0.38, color, 1, cv2.LINE_AA)

@@ -21,6 +21,7 @@ from aigbench.engine.checkpoint import unwrap
 from aigbench.engine.contract import NonFiniteLossError, check_finite_loss, validate_output
 from aigbench.engine.dist import DistContext, all_gather_objects, all_reduce_mean, any_rank, broadcast_buffers
 from aigbench.engine.memory import TRIM_EVERY, trim_heap
+from aigbench.metrics.binary import is_fake
 
 log = logging.getLogger("aigbench")
 
@@ -247,7 +248,7 @@ def train_one_epoch(
                 with torch.no_grad():
                     values = {"loss": loss.detach().float()}
                     values.update(device_scalars(out["visual_loss"], ctx.device))
-                    values["acc"] = ((out["pred_label"].detach() >= 0.5).float() == label).float().mean()
+                    values["acc"] = (is_fake(out["pred_label"].detach()).float() == label).float().mean()
                     for k, v in values.items():
                         sums[k] = sums[k] + v * b if k in sums else v * b
                 count += b

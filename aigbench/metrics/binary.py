@@ -1,8 +1,10 @@
 """Image-level binary metrics. Labels: real = 0, fake = 1; scores: probability of fake.
 
 Threshold-based metrics (accuracy, real/fake accuracy, balanced accuracy, F1) use
-``threshold`` (0.5 unless said otherwise) and the result records it. A score equal to the
-threshold counts as fake. Ranking metrics (AUROC, AP) are scikit-learn's and are NaN when
+``threshold`` (0.5 unless said otherwise) and the result records it. A score is fake when it
+is *above* the threshold (:func:`is_fake`): a score of exactly 0.5 is real, as in every
+official evaluation script (CNNDetection ``eval.py``/``validate.py``: ``y_pred > 0.5``).
+Ranking metrics (AUROC, AP) are scikit-learn's and are NaN when
 only one class is present.
 """
 
@@ -18,6 +20,12 @@ from aigbench.errors import AigbenchError
 
 class MetricsError(AigbenchError, ValueError):
     """Scores or labels that no metric can be computed from."""
+
+
+def is_fake(scores: Any, threshold: float = 0.5) -> Any:
+    """The decision of every threshold-based metric: fake when the score is above ``threshold``
+    (numpy arrays, tensors and floats alike)."""
+    return scores > threshold
 
 
 METRIC_NAMES = ("accuracy", "real_acc", "fake_acc", "balanced_acc", "auroc", "ap", "f1")
@@ -39,7 +47,7 @@ def compute_metrics(labels: Sequence[float], scores: Sequence[float], threshold:
         raise MetricsError(
             f"{int((~np.isfinite(s)).sum())} score(s) are NaN or infinite; the model's pred_label is broken"
         )
-    pred = s >= threshold
+    pred = is_fake(s, threshold)
     pos = y == 1
     tp = float(np.sum(pred & pos))
     tn = float(np.sum(~pred & ~pos))
@@ -144,8 +152,10 @@ THRESHOLD_RULE = "Youden's J (max TPR - FPR, i.e. max balanced accuracy) on the 
 
 
 def youden_threshold(labels: Sequence[float], scores: Sequence[float]) -> Optional[float]:
-    """The score threshold (score >= t is fake) that maximises TPR - FPR, from scikit-learn's
-    ``roc_curve``; None when the scores hold one class only. Ties go to the higher threshold."""
+    """The score threshold (score > t is fake, :func:`is_fake`) that maximises TPR - FPR, from
+    scikit-learn's ``roc_curve`` (whose thresholds mean score >= t: the one returned lies halfway
+    down to the next lower score); None when the scores hold one class only. Ties go to the
+    higher threshold."""
     from sklearn.metrics import roc_curve
 
     y = np.asarray(labels, dtype=np.float64).ravel()
@@ -155,7 +165,17 @@ def youden_threshold(labels: Sequence[float], scores: Sequence[float]) -> Option
     fpr, tpr, thresholds = roc_curve(y, s)
     finite = np.isfinite(thresholds)
     j = np.where(finite, tpr - fpr, -np.inf)
-    return float(thresholds[int(np.argmax(j))])
+    return strict_threshold(float(thresholds[int(np.argmax(j))]), s)
+
+
+def strict_threshold(t: float, scores: Any) -> float:
+    """A threshold of scikit-learn's curves (score >= ``t``) as one of :func:`is_fake` (score >
+    threshold) that splits ``scores`` the same way: halfway down to the next lower score."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    lower = s[s < t]
+    if not math.isfinite(t):
+        return t
+    return (t + float(lower.max())) / 2 if lower.size else float(np.nextafter(t, -np.inf))
 
 
 def one_class_note(metrics: dict[str, Any]) -> Optional[str]:

@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from aigbench.metrics.binary import is_fake, strict_threshold
+
 ECE_BINS = 15
 TPR_AT_FPR = (0.01, 0.05)
 ORACLE_NOTE = "optimistic: the threshold is chosen on the test scores themselves (sidbench's oracle accuracy)"
@@ -64,7 +66,7 @@ def threshold_free_metrics(labels: Sequence[float], scores: Sequence[float]) -> 
     n_fake, n_real = float((y == 1).sum()), float((y == 0).sum())
     acc = (rtpr * n_fake + (1 - rfpr) * n_real) / y.size
     j = int(np.argmax(acc))
-    out["oracle_accuracy"], out["oracle_threshold"] = float(acc[j]), float(rthr[j])
+    out["oracle_accuracy"], out["oracle_threshold"] = float(acc[j]), strict_threshold(float(rthr[j]), s)
     return out
 
 
@@ -146,7 +148,7 @@ def weighted_metrics(
     y, s, counts = y[order], s[order], np.asarray(counts)[:, order]
     pos = y == 1
     total = counts.sum(axis=1).astype(np.float64)
-    correct = ((s >= threshold) == pos).astype(np.float64)
+    correct = (is_fake(s, threshold) == pos).astype(np.float64)
     out = {"accuracy": np.where(total > 0, counts @ correct / np.maximum(total, 1), np.nan)}
     n_pos = (counts * pos).sum(axis=1).astype(np.float64)
     n_neg = total - n_pos

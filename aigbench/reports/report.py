@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from aigbench.errors import ConfigError
+from aigbench.metrics.binary import is_fake
 from aigbench.reports import plots
 
 log = logging.getLogger("aigbench")
@@ -201,7 +202,7 @@ def confident_mistakes(ds: Dataset, n: int = N_MISTAKES) -> list[dict[str, Any]]
     if ds.labels is None or ds.scores is None:
         return []
     t = float(ds.metrics["metrics"].get("threshold", 0.5))
-    wrong = np.flatnonzero((ds.scores >= t) != (ds.labels == 1))
+    wrong = np.flatnonzero(is_fake(ds.scores, t) != (ds.labels == 1))
     order = wrong[np.argsort(-np.abs(ds.scores[wrong] - t), kind="stable")]
     items = []
     for i in order:
