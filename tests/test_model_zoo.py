@@ -363,12 +363,15 @@ def test_dct_spectrum_stays_float32_under_autocast():
 
 
 def test_pca_logreg_decision_stays_float32_under_autocast():
+    from aigbench.engine.loop import fit_from_data
+
     torch.manual_seed(0)
     model = MODELS.get("PCALogReg")(n_components=8, image_size=8)
     images, y = torch.rand(64, 3, 8, 8), (torch.arange(64) % 2).float()
     model.train()
     model(images + 0.3 * y[:, None, None, None], y)
-    model.eval()  # fits
+    model.eval()
+    fit_from_data(model)
     x = torch.rand(16, 3, 8, 8) + 0.15  # halfway between the classes: probabilities away from 0 and 1
     with torch.no_grad():
         fp32 = model(x, torch.zeros(16))["pred_label"]
@@ -410,6 +413,7 @@ def test_pca_logreg_matches_sklearn_pipeline():
     from sklearn.linear_model import LogisticRegression
 
     from aigbench.datasets.transforms import decode_image
+    from aigbench.engine.loop import fit_from_data
 
     from conftest import cifake_subset
 
@@ -422,7 +426,10 @@ def test_pca_logreg_matches_sklearn_pipeline():
     for i in range(0, len(images), 64):
         out = model(images[i : i + 64], torch.from_numpy(y[i : i + 64]))
         out["backward_loss"].backward()
-    model.eval()  # fits
+    model.eval()
+    assert not bool(model.fitted)  # nothing is fitted in eval() or forward()
+    stats = fit_from_data(model)  # the loop's fit step, before the checkpoint is written
+    assert stats["fit_components"] == 20 and 0 < stats["fit_explained_variance"] < 1
     flat = images.flatten(1).numpy().astype(np.float64)
     pca = PCA(n_components=20, random_state=0).fit(flat)
     lr = LogisticRegression(C=1.0, max_iter=2000).fit(pca.transform(flat), y)

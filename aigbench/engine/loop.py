@@ -272,7 +272,23 @@ def train_one_epoch(
     stats["epoch_time_s"] = elapsed
     stats["images_per_s"] = count * ctx.world_size / max(elapsed, 1e-9)
     stats["lr"] = optimizer.param_groups[0]["lr"]
+    stats.update(fit_from_data(model))
     return EpochResult(stats, global_step, all_skipped, first_batch)
+
+
+def fit_from_data(model: torch.nn.Module) -> dict[str, float]:
+    """The contract's fit step: a model fitted in closed form from the data it saw in training
+    (PCA + logistic regression, a scikit-learn head, a closed-form probe) defines ``fit()``, which
+    the loop calls at the end of each training epoch, before the checkpoint is written, so that
+    checkpoints, ``test.py``, ``bench predict`` and ``--resume`` hold the fitted model. Nothing is
+    fitted in ``eval()`` or ``forward()``. ``fit()`` may return statistics of the fit (numbers),
+    recorded as ``train_fit_<name>``."""
+    fit = getattr(unwrap(model), "fit", None)
+    if not callable(fit):
+        return {}
+    with torch.no_grad():
+        stats = fit() or {}
+    return {f"fit_{k}": float(v) for k, v in stats.items()}
 
 
 def device_scalars(visual_loss: Any, device: torch.device) -> dict[str, torch.Tensor]:

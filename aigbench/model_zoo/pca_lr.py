@@ -5,10 +5,11 @@ with ``n_components``, then scikit-learn's logistic regression.
 
 It is fitted in closed form, not by gradient descent, yet runs through the same ``train.py``
 and writes the same checkpoints, ``metrics.json`` and ``predictions.csv`` as every model:
-during a training epoch ``forward`` collects the images; when the model is switched to
-``eval()`` (testing, at the end of the epoch) scikit-learn fits PCA and the logistic
-regression on everything collected, and the result is kept in buffers (so checkpoints
-hold it). Train it for one epoch without flips: ``--epochs 1 --no-hflip``. Single process only.
+during a training epoch ``forward`` collects the images; at the end of the epoch the loop
+calls the contract's fit step, :meth:`PCALogReg.fit` (``engine.loop.fit_from_data``), before the
+checkpoint is written: scikit-learn fits PCA and the logistic regression on everything collected,
+and the result is kept in buffers, so every checkpoint holds the fitted model. Train it for one
+epoch without flips: ``--epochs 1 --no-hflip``. Single process only.
 The projection and the logit are computed in float32, also under mixed precision.
 """
 
@@ -64,13 +65,9 @@ class PCALogReg(BinaryDetector):
         out["backward_loss"] = out["backward_loss"].detach() + 0.0 * self.anchor.sum()
         return out
 
-    def train(self, mode: bool = True) -> PCALogReg:
-        if not mode and self._features:
-            self.fit()
-        return super().train(mode)
-
-    def fit(self) -> None:
-        """Fit PCA + logistic regression on the images collected since the last fit."""
+    def fit(self) -> dict[str, float]:
+        """The contract's fit step: PCA + logistic regression on the images collected since the
+        last fit; returns the components kept, the variance they explain and the training accuracy."""
         import numpy as np
         import torch.distributed as dist
         from sklearn.decomposition import PCA
@@ -78,6 +75,8 @@ class PCALogReg(BinaryDetector):
 
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             raise ConfigError("PCALogReg is fitted in closed form on one process; run it without torchrun")
+        if not self._features:
+            return {}
         x = torch.cat(self._features).numpy().astype(np.float64)
         y = torch.cat(self._labels).numpy()
         self._features, self._labels = [], []
@@ -91,3 +90,8 @@ class PCALogReg(BinaryDetector):
         self.coef.copy_(torch.as_tensor(lr.coef_[0], dtype=torch.float32, device=dev))
         self.intercept.copy_(torch.as_tensor(lr.intercept_, dtype=torch.float32, device=dev))
         self.fitted.fill_(True)
+        return {
+            "components": float(pca.n_components_),
+            "explained_variance": float(pca.explained_variance_ratio_.sum()),
+            "train_accuracy": float(lr.score(pca.transform(x), y)),
+        }
