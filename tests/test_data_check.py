@@ -18,6 +18,7 @@ from PIL import Image
 
 from aigbench.cli.main import cli
 from aigbench.datasets.check import (
+    FEATURE_WORDS,
     check_dataset,
     estimate_jpeg_quality,
     format_report,
@@ -104,11 +105,17 @@ def test_mixed_formats_are_a_shortcut(mixed_report):
     assert "256x256" in s["warning"] and "32x32" in s["warning"]
     assert "without looking at pixels" in s["warning"]
     assert "--align_format jpeg:96" in s["fix"]
+    # format and size measure the same (1.00): ties keep format first; file size, their consequence, gets no advice
+    assert [a["group"] for a in s["advice"]] == ["format", "dimensions"]
+    assert s["fix"].startswith("1. format and JPEG quality (file format alone: AUROC 1.000): evaluate format-aligned")
     assert s["warning"] in r["warnings"] and r["errors"] == [] and r["exit_status"] == 0
     assert set(s["by_split"]) == {"train", "test"} and all(v["auroc"] > 0.9 for v in s["by_split"].values())
     text = format_report(r)
     assert "WARNING: metadata shortcut: real images are 100 % JPEG q≈96" in text
-    assert "fix: evaluate format-aligned: train.py/test.py --align_format jpeg:96 re-encodes" in text
+    assert (
+        "    1. format and JPEG quality (file format alone: AUROC 1.000): evaluate format-aligned: train.py/test.py "
+        "--align_format jpeg:96 re-encodes" in text
+    )
 
 
 def test_mixed_tree_histograms(mixed_report):
@@ -138,6 +145,8 @@ def test_one_class_or_too_few_images_give_no_number(tmp_path):
     r = check_dataset(tmp_path / "only_fake")
     assert r["shortcut_auroc"] is None and "only fake images" in r["shortcut"]["note"]
     assert "shortcut_auroc: n/a, only fake images" in format_report(r)
+    assert r["exit_status"] == 1 and len(r["errors"]) == 1
+    assert r["errors"][0].startswith(f"one class only: PATH {tmp_path / 'only_fake'} holds 30 readable fake image(s) ")
     for src in cifake("train", "REAL", 0, 6):
         save(src, tmp_path / "few" / "0_real", "JPEG")
     for src in cifake("train", "FAKE", 0, 6):
@@ -145,6 +154,7 @@ def test_one_class_or_too_few_images_give_no_number(tmp_path):
     r = check_dataset(tmp_path / "few")
     assert r["shortcut_auroc"] is None
     assert "too few images" in r["shortcut"]["note"] and "found 6 real, 6 fake" in r["shortcut"]["note"]
+    assert r["errors"] == [] and r["exit_status"] == 0  # both classes: no number from the audit, but no error
 
 
 # -- counts ---------------------------------------------------------------------------------------
@@ -260,11 +270,19 @@ def test_leak_and_duplicates_through_the_cli(mixed_tree, tmp_path):
     assert report["exit_status"] == 1
     assert [sorted(g["paths"]) for g in report["leaks"]] == [sorted([str(leaked), str(train_real[0])])]
     assert report["leaks"][0]["splits"] == ["test", "train"] and report["leaks"][0]["severity"] == "error"
+    assert report["leaks"][0]["kind"] == "split" and report["leaks"][0]["counts"] == [1, 1]
     assert report["errors"] == [
         "leak: 1 file(s) in test/ are byte-identical to file(s) in train/; test scores on them measure memory, "
         "not detection: remove them from one side"
     ]
-    assert report["duplicates"]["within_split"] == {"train": {"groups": 1, "redundant_files": 1}}
+    digest = next(g["hash"] for g in report["duplicates"]["groups"] if str(dup) in g["paths"])
+    assert report["duplicates"]["within_split"] == {
+        "train": {
+            "groups": 1,
+            "redundant_files": 1,
+            "contents": [{"hash": digest, "paths": [str(glide_fake[0]), str(dup)]}],
+        }
+    }
     assert sorted([str(glide_fake[0]), str(dup)]) in [sorted(g["paths"]) for g in report["duplicates"]["groups"]]
     assert report["duplicates"]["n_groups"] == 2
     assert "ERROR: leak: 1 file(s) in test/" in result.stdout
@@ -383,3 +401,159 @@ def test_cifake_mini_in_under_30_seconds(tmp_path):
         assert r["metadata"][cls]["jpeg_quality"] == [{"value": 75, "count": 6000, "percent": 100.0}]
         assert r["metadata"][cls]["dimensions"][0] == {"value": "32x32", "count": 6000, "percent": 100.0}
     assert r["shortcut_auroc"] < 0.6 and r["shortcut"]["warning"] is None
+
+
+# -- datasets checked together, one class, ranked advice (on the demo images shipped in the repo) -------
+
+DEMO = Path(__file__).resolve().parent.parent / "aigbench" / "datasets" / "demo"
+
+
+def demo(split: str, cls: str, start: int, n: int) -> list[Path]:
+    root = DEMO / split / cls
+    files = sorted(root.iterdir())[start : start + n]
+    assert len(files) == n, f"the demo set has fewer than {start + n} images in {root}"
+    return files
+
+
+def copy_demo(dst: Path, real: list[Path], fake: list[Path]) -> Path:
+    """A CIFAKE-shaped folder (REAL/, FAKE/) holding byte-identical copies of demo images."""
+    for cls, files in (("REAL", real), ("FAKE", fake)):
+        (dst / cls).mkdir(parents=True, exist_ok=True)
+        for f in files:
+            shutil.copyfile(f, dst / cls / f.name)
+    return dst
+
+
+def test_paths_checked_together_share_no_content(tmp_path):
+    train = copy_demo(tmp_path / "mine_a", demo("train", "REAL", 0, 6), demo("train", "FAKE", 0, 6))
+    bench_set = copy_demo(tmp_path / "mine_b", demo("test", "REAL", 0, 6), demo("test", "FAKE", 0, 6))
+    runner = CliRunner()
+    clean = runner.invoke(cli, ["data", "check", str(train), str(bench_set), "--no_progress"])
+    assert clean.exit_code == 0, clean.output  # distinct images: no leak, both classes on each side
+    assert "PATH 1: 6 real, 6 fake, 12 total" in clean.output and "PATH 2: 6 real, 6 fake" in clean.output
+
+    leaked = bench_set / "FAKE" / "renamed.jpg"
+    shutil.copyfile(demo("train", "FAKE", 3, 1)[0], leaked)  # the same bytes under another name
+    out = tmp_path / "report.json"
+    result = runner.invoke(cli, ["data", "check", str(train), str(bench_set), "--json", str(out), "--no_progress"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(out.read_text())
+    assert report["paths"] == [str(train), str(bench_set)] and report["exit_status"] == 1
+    original = train / "FAKE" / demo("train", "FAKE", 3, 1)[0].name
+    assert [(g["kind"], g["sources"], sorted(g["paths"])) for g in report["leaks"]] == [
+        ("path", [str(bench_set), str(train)], sorted([str(leaked), str(original)]))
+    ]
+    assert report["errors"] == [
+        f"leak: 1 file(s) in PATH {bench_set} are byte-identical to file(s) in PATH {train}; scores on them "
+        "measure memory, not detection: remove them from one side"
+    ]
+    assert report["counts"]["by_path"] == {
+        str(train): {"real": 6, "fake": 6, "total": 12},
+        str(bench_set): {"real": 6, "fake": 7, "total": 13},
+    }
+    assert f"ERROR PATH {bench_set} | PATH {train}: mine_b/FAKE/renamed.jpg  ==  mine_a/FAKE/" in result.output
+    assert result.output == format_report(report) + "\n"
+
+
+def test_paths_given_twice_or_nested_are_refused(tmp_path):
+    data = copy_demo(tmp_path / "data", demo("test", "REAL", 0, 2), demo("test", "FAKE", 0, 2))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["data", "check", str(data), str(data)])
+    assert result.exit_code == 1 and f"PATH {str(data)!r} is given twice" in result.output
+    result = runner.invoke(cli, ["data", "check", str(data), str(data / "FAKE") + "@FakesOnly"])
+    assert result.exit_code == 1 and "overlap" in result.output and str(data / "FAKE") in result.output
+
+
+def test_one_class_is_an_error_for_a_dataset_and_for_a_split(tmp_path):
+    only_real = copy_demo(tmp_path / "reals", demo("test", "REAL", 0, 5), [])
+    result = CliRunner().invoke(cli, ["data", "check", str(only_real), "--no_progress"])
+    assert result.exit_code == 1, result.output
+    assert (
+        f"ERROR: one class only: PATH {only_real} holds 5 readable real image(s) and no fake image (label 1); "
+        "AUROC, AP and accuracy need both classes: add fake images" in result.output
+    )
+    # both classes in train/, fakes only in test/ (their reals all broken): the split is named
+    root = tmp_path / "splits"
+    copy_demo(root / "train", demo("train", "REAL", 0, 3), demo("train", "FAKE", 0, 3))
+    copy_demo(root / "test", [], demo("test", "FAKE", 0, 3))
+    (root / "test" / "REAL" / "broken.jpg").write_bytes(b"")
+    r = check_dataset(root)
+    assert r["exit_status"] == 1 and len(r["errors"]) == 1
+    assert r["errors"][0].startswith(
+        f"one class only: PATH {root}, split test/ holds 3 readable fake image(s) and no real image (label 0) "
+        "(its 1 real file(s) are all problem files)"
+    )
+
+
+def test_duplicate_groups_within_a_split_are_counted_and_listed(tmp_path):
+    root = copy_demo(tmp_path / "d", demo("test", "REAL", 0, 3), demo("test", "FAKE", 0, 3))
+    first = demo("test", "REAL", 0, 1)[0]
+    for name in ("copy1.jpg", "copy2.jpg"):
+        shutil.copyfile(first, root / "REAL" / name)
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(cli, ["data", "check", str(root), "--json", str(out), "--no_progress"])
+    assert result.exit_code == 0, result.output
+    within = json.loads(out.read_text())["duplicates"]["within_split"]
+    (split,) = within
+    assert within[split]["groups"] == 1 and within[split]["redundant_files"] == 2
+    assert [sorted(Path(p).name for p in c["paths"]) for c in within[split]["contents"]] == [
+        sorted(["copy1.jpg", "copy2.jpg", first.name])
+    ]
+    assert "2 duplicate file(s) within" in result.output and "keep one copy of each" in result.output
+
+
+def sized(src: Path, dst_dir: Path, fmt: str, width: int, height: int) -> Path:
+    """A demo image resized to ``width`` x ``height`` (bicubic), saved as JPEG q96 or PNG."""
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    im = Image.open(src).convert("RGB").resize((width, height), Image.BICUBIC)
+    out = dst_dir / (
+        src.stem.replace(" ", "_").replace("(", "").replace(")", "") + (".jpg" if fmt == "JPEG" else ".png")
+    )
+    im.save(out, fmt, **({"quality": 96} if fmt == "JPEG" else {}))
+    return out
+
+
+def test_advice_is_ranked_by_measured_strength(tmp_path):
+    """Size separates the classes completely, format partly: the size advice comes first, with its number."""
+    n = 40
+    for src in demo("train", "REAL", 0, n):
+        sized(src, tmp_path / "wild" / "REAL", "JPEG", 256, 256)
+    for i, src in enumerate(demo("train", "FAKE", 0, n)):
+        sized(src, tmp_path / "wild" / "FAKE", "PNG" if i % 10 < 3 else "JPEG", 320, 240)
+    r = check_dataset(tmp_path / "wild")
+    s = r["shortcut"]
+    size, fmt = s["feature_auroc"]["aspect"], s["feature_auroc"]["format"]
+    assert size > 0.95 and 0.6 < fmt < 0.8, s["feature_auroc"]
+    assert [a["group"] for a in s["advice"]] == ["dimensions", "format"]
+    assert s["advice"][0]["auroc"] == max(s["feature_auroc"][k] for k in ("width", "height", "aspect"))
+    first = s["advice"][0]
+    assert s["fix"].startswith(
+        f"1. size and aspect ratio ({FEATURE_WORDS[first['feature']]} alone: AUROC {first['auroc']:.3f}): "
+        "give both classes the same sizes"
+    )
+    assert (
+        "; 2. format and JPEG quality (" in s["fix"] and f"AUROC {s['advice'][1]['auroc']:.3f}): evaluate" in s["fix"]
+    )
+    text = format_report(r)
+    assert text.index("    1. size and aspect ratio") < text.index("    2. format and JPEG quality")
+
+    # size alone: no format advice at all
+    for src in demo("train", "REAL", 0, n):
+        sized(src, tmp_path / "sizes" / "REAL", "JPEG", 256, 256)
+    for src in demo("train", "FAKE", 0, n):
+        sized(src, tmp_path / "sizes" / "FAKE", "JPEG", 320, 240)
+    s = check_dataset(tmp_path / "sizes")["shortcut"]
+    assert [a["group"] for a in s["advice"]] == ["dimensions"] and "--align_format" not in s["fix"]
+
+
+def test_shortcut_warning_quotes_each_class_own_statistics(tmp_path):
+    """Both classes' most common size is 256x256: the warning quotes each class's own share."""
+    n = 40
+    for i, src in enumerate(demo("train", "REAL", 0, n)):
+        sized(src, tmp_path / "REAL", "JPEG", *((320, 240) if i % 5 < 2 else (256, 256)))
+    for src in demo("train", "FAKE", 0, n):
+        sized(src, tmp_path / "FAKE", "JPEG", 256, 256)
+    s = check_dataset(tmp_path)["shortcut"]
+    assert s["auroc"] > 0.6 and {"width", "height", "aspect"} & set(s["leading"]), s
+    assert "256x256 pixels is 60 % of real images and 100 % of fakes" in s["warning"]
+    assert "median size of 256x256 pixels, fakes 256x256" not in s["warning"]

@@ -84,10 +84,17 @@ def test_predict_scores_a_folder_like_test_py_with_the_validation_threshold(trai
         ],
         cwd=elsewhere,
     )
-    assert "broken.jpg" in proc.stderr + proc.stdout and "calibrated on validation" in proc.stdout
+    assert "calibrated on validation" in proc.stdout
+    assert f"  unreadable  {images / 'nested' / 'broken.jpg'}  (not an image: " in proc.stdout
     rows = _csv(tmp_path / "preds.csv")
-    assert list(rows[0]) == ["path", "score", "label_pred", "threshold"]
-    assert len(rows) == 6 and not any("broken" in r["path"] for r in rows)
+    assert list(rows[0]) == ["path", "score", "label_pred", "threshold", "status", "reason"]
+    # every input file has a row; the broken one says why it has no score
+    broken = [r for r in rows if Path(r["path"]).name == "broken.jpg"]
+    assert len(rows) == 7 and len(broken) == 1
+    assert broken[0]["status"] == "unreadable" and broken[0]["score"] == broken[0]["label_pred"] == ""
+    assert broken[0]["reason"].startswith("not an image: no image format recognised")
+    rows = [r for r in rows if r is not broken[0]]
+    assert {r["status"] for r in rows} == {"ok"} and {r["reason"] for r in rows} == {""}
     expected = {Path(r["path"]).stem: float(r["score"]) for r in test_rows}
     val = json.loads((trained / "run" / "val" / "checkpoint-1" / "val" / "metrics.json").read_text())
     best = json.loads((trained / "run" / "log.jsonl").read_text().splitlines()[-1])

@@ -160,7 +160,7 @@ def data() -> None:
 
 
 @data.command("check")
-@click.argument("path")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option(
     "--layout",
     default="auto",
@@ -184,13 +184,16 @@ def data() -> None:
 @click.option(
     "--no_progress", is_flag=True, help="no progress bar (there is none anyway when stderr is not a terminal)"
 )
-def data_check(path: str, layout: str, label_map: str, json_out: Optional[str], no_progress: bool) -> None:
-    """Check a dataset before training: counts, broken files, duplicates, train/test leaks,
-    per-class format/quality/size and a metadata shortcut audit.
+def data_check(paths: tuple[str, ...], layout: str, label_map: str, json_out: Optional[str], no_progress: bool) -> None:
+    """Check datasets before training: counts, broken files, duplicates, leaks, per-class
+    format/quality/size and a metadata shortcut audit, with advice ranked by what it measured.
 
     PATH is a dataset root folder (every split below it is checked), a .json or .csv
-    list, or parquet data.
-    Exit status 1 when test content also lies in train/ or val/ (a leak).
+    list, or parquet data. Several PATHs (bench data check TRAIN TEST ...) are checked
+    together: content that two of them share is a leak.
+
+    Exit status 1 when the data cannot give an honest number: test content also in train/ or
+    val/, content shared by two PATHs, or a PATH (or split) with one class only.
     """
     from aigbench.datasets.check import check_dataset, format_report, write_report
     from aigbench.datasets.layouts import parse_label_map
@@ -198,7 +201,7 @@ def data_check(path: str, layout: str, label_map: str, json_out: Optional[str], 
 
     try:
         labels = parse_label_map(label_map)
-        report = check_dataset(path, layout, labels, progress=not no_progress and sys.stderr.isatty())
+        report = check_dataset(list(paths), layout, labels, progress=not no_progress and sys.stderr.isatty())
         click.echo(format_report(report))
         if json_out:
             write_report(report, json_out)
@@ -227,7 +230,7 @@ def data_check(path: str, layout: str, label_map: str, json_out: Optional[str], 
     "--threshold",
     type=float,
     default=None,
-    help="score threshold of label_pred (default: the run's validation threshold, else 0.5)",
+    help="score in [0, 1] from which label_pred is 1 (default: the run's validation threshold, else 0.5)",
 )
 @click.option("--no_progress", is_flag=True, help="no progress bar")
 def predict(
@@ -242,11 +245,18 @@ def predict(
     no_progress: bool,
 ) -> None:
     """Score images (files, folders searched recursively, .txt lists) with a trained run; no labels
-    needed. Writes path, score, label_pred (1 = fake) and threshold per image."""
-    from aigbench.engine.predict import predict_images
+    needed. Writes one row per input file: path, score, label_pred (1 = fake), threshold, status
+    (ok, truncated: scored and flagged, unreadable: no score) and reason."""
+    import numpy as np
+
+    from aigbench.engine.predict import check_threshold, predict_images
     from aigbench.engine.runtime import setup_single_process_logging
     from aigbench.errors import AigbenchError
 
+    try:
+        check_threshold(threshold)  # before the run is loaded
+    except AigbenchError as e:
+        raise click.ClickException(str(e)) from None
     setup_single_process_logging()
     try:
         result = predict_images(
@@ -254,12 +264,28 @@ def predict(
         )
     except AigbenchError as e:
         raise click.ClickException(str(e)) from None
-    n_fake = int((result.scores >= result.threshold).sum())
+    from aigbench.metrics.binary import is_fake
+
+    scored = ~np.isnan(result.scores)
+    n_fake = int(is_fake(result.scores[scored], result.threshold).sum())
+    n_scored = int(scored.sum())
     click.echo(
-        f"{len(result.paths)} image(s) scored with {result.checkpoint.name}: {n_fake} fake, "
-        f"{len(result.paths) - n_fake} real at threshold {result.threshold:.6g} ({result.threshold_source})"
-        + (f"; {len(result.skipped)} undecodable file(s) skipped" if result.skipped else "")
+        f"{len(result.paths)} file(s): {n_scored} scored with {result.checkpoint.name}, {n_fake} fake and "
+        f"{n_scored - n_fake} real at threshold {result.threshold:.6g} ({result.threshold_source})"
+        + (f", {result.count('truncated')} of them truncated (flagged)" if result.count("truncated") else "")
+        + (f"; {result.count('unreadable')} unreadable (no score)" if result.count("unreadable") else "")
     )
+    for status in ("truncated", "unreadable"):
+        named = [(p, r) for p, st, r in zip(result.paths, result.status, result.reasons) if st == status]
+        for p, r in named[:10]:
+            click.echo(f"  {status:<10}  {p}  ({r})")
+        if len(named) > 10:
+            click.echo(f"  ... and {len(named) - 10} more {status} (all in the CSV)")
+    if result.left_out:
+        shown = ", ".join(result.left_out[:5]) + (
+            f" and {len(result.left_out) - 5} more" if len(result.left_out) > 5 else ""
+        )
+        click.echo(f"left out {len(result.left_out)} file(s) that are not images by name or content: {shown}")
     click.echo(f"wrote {result.out}")
 
 

@@ -1,24 +1,27 @@
 """``bench data check``: what a dataset holds, and what is wrong with it, before training.
 
-:func:`check_dataset` lists every sample of every split with the dataset's layout, reads each
-file once (content hash and image header from the same bytes) and returns a plain dict, the
-report; :func:`format_report` renders it for the terminal and :func:`write_report` writes it
-as JSON. The report holds:
+:func:`check_dataset` lists every sample of every split of one dataset, or of several checked
+together (``bench data check TRAIN TEST``), with each dataset's layout, reads each file once
+(content hash and image header from the same bytes) and returns a plain dict, the report;
+:func:`format_report` renders it for the terminal and :func:`write_report` writes it as JSON.
+The report holds:
 
-* counts per split, class (real = 0, fake = 1), generator and category;
+* counts per split, class (real = 0, fake = 1), generator and category (and per PATH);
 * problem files: ``missing``, ``unreadable``, ``empty``, ``not an image``, ``truncated``,
-  ``undecodable``. Only headers are parsed where the format allows a cheap integrity check (a
-  JPEG ends with its EOI marker, a PNG with its IEND chunk, whose chunk CRCs are verified, a GIF
-  with its trailer, a WebP has all the bytes its RIFF header announces); a file that fails the
-  check, and a file in any other format, is decoded fully to tell a cut-short file from a
-  readable one with trailing data;
-* exact duplicates (BLAKE2b of the bytes) within and across splits; identical content in
-  test/ and train/ (or val/) is a *leak*, an error (exit status 1);
+  ``undecodable``. Only headers are parsed where the format allows a cheap integrity check
+  (:mod:`aigbench.imageops.integrity`: a JPEG reaches its EOI marker, a PNG its IEND chunk, whose
+  chunk CRCs are verified, a GIF its trailer, a WebP has all the bytes its RIFF header
+  announces); a file that fails the check, and a file in any other format, is decoded fully;
+* exact duplicates (BLAKE2b of the bytes) within and across splits, each split's own listed;
+  identical content in test/ and train/ (or val/), or in two of the PATHs checked together,
+  is a *leak*, an error (exit status 1);
+* an error for a PATH (or a split of it) whose readable images are of one class only;
 * per class, histograms of file format, JPEG quality (estimated from the quantisation tables,
   :func:`estimate_jpeg_quality`), width x height, colour mode and file size;
 * a shortcut audit: the cross-validated AUROC of a classifier that sees metadata only
   (format, JPEG quality, width, height, aspect ratio, file size, mode), after Grommelt et al.
-  2024, "Fake or JPEG? Revealing Common Biases in Generated Image Detection Datasets".
+  2024, "Fake or JPEG? Revealing Common Biases in Generated Image Detection Datasets", and
+  advice ranked by what each group of features measured.
 
 Nothing here imports torch, and nothing is written except by :func:`write_report`.
 """
@@ -32,6 +35,7 @@ import os
 import time
 import warnings
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
@@ -39,6 +43,7 @@ import numpy as np
 from aigbench import __version__
 from aigbench.datasets.layouts import DatasetError, Sample, detect_layout, layout_class, resolve_path, split_layout
 from aigbench.datasets.sources import ROW_PATH, read_row_bytes
+from aigbench.imageops.integrity import END_WORDS, HEAD_BYTES, ends_complete, sniff_format
 
 CLASS_NAMES = ("real", "fake")
 PROBLEM_KINDS = ("missing", "unreadable", "empty", "not an image", "truncated", "undecodable")
@@ -155,57 +160,11 @@ class FileInfo(NamedTuple):
     detail: str = ""
 
 
-_JPEG_EOI = b"\xff\xd9"
-_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
-
-
-def _sniff(data: bytes) -> str:
-    """The format that the first bytes announce, or "" when none that we know."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "JPEG"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "PNG"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    if data[:2] == b"BM":
-        return "BMP"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if len(data) > 2 and data[0:1] == b"P" and data[1:2] in b"123456" and data[2:3].isspace():
-        return "PPM"
-    return ""
-
-
-def _ends_complete(fmt: str, data: bytes) -> Optional[bool]:
-    """True when the file ends as a complete ``fmt`` file does, False when it does not, None
-    when the format has no cheap check."""
-    if fmt in ("JPEG", "MPO"):
-        return data.endswith(_JPEG_EOI)
-    if fmt == "PNG":
-        return data.endswith(_PNG_IEND)
-    if fmt == "GIF":
-        return data.endswith(b";")
-    if fmt == "WEBP":
-        return len(data) >= int.from_bytes(data[4:8], "little") + 8
-    return None
-
-
-_END_WORDS = {
-    "JPEG": "no end-of-image marker (FFD9)",
-    "MPO": "no end-of-image marker (FFD9)",
-    "PNG": "no IEND chunk",
-    "GIF": "no trailer byte",
-    "WEBP": "fewer bytes than its RIFF header announces",
-}
-
-
 def _broken(fmt: str, data: bytes, error: BaseException) -> tuple[str, str]:
     """Classify a file of a known format that Pillow could not open or decode."""
     message = str(error) or type(error).__name__
-    if _ends_complete(fmt, data) is False:
-        return "truncated", f"{fmt} with {_END_WORDS[fmt]}; Pillow: {message}"
+    if ends_complete(fmt, data) is False:
+        return "truncated", f"{fmt} with {END_WORDS[fmt]}; Pillow: {message}"
     if "truncated" in message.lower():
         return "truncated", f"{fmt}; Pillow: {message}"
     return "undecodable", f"{fmt}; Pillow: {message}"
@@ -222,7 +181,7 @@ def inspect_bytes(data: bytes) -> FileInfo:
     if not data:
         return FileInfo(0, hashlib.blake2b(data, digest_size=16).hexdigest(), problem="empty", detail="0 bytes")
     info = FileInfo(len(data), hashlib.blake2b(data, digest_size=16).hexdigest())
-    sniffed = _sniff(data)
+    sniffed = sniff_format(data[:HEAD_BYTES])
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as e:
@@ -243,7 +202,7 @@ def inspect_bytes(data: bytes) -> FileInfo:
                 info = info._replace(quality=estimate_jpeg_quality(im.quantization))
             except ValueError:
                 pass  # a non-standard table layout: the quality stays unknown (-1)
-        complete = _ends_complete(fmt, data)
+        complete = ends_complete(fmt, data)
         try:
             if complete and fmt == "PNG":
                 im.verify()  # chunk CRCs, without decompressing
@@ -384,43 +343,73 @@ def _metadata(infos: Sequence[FileInfo]) -> dict[str, Any]:
 LEAK_SEVERITY = {("test", "train"): "error", ("test", "val"): "error", ("train", "val"): "warning"}
 
 
-def _duplicates(samples: Sequence[Sample], infos: Sequence[FileInfo]) -> tuple[list[dict], list[dict], list[dict]]:
-    """Groups of byte-identical files; the leaks among them (content in two splits); the
-    groups whose copies carry both labels."""
+def _shared(
+    digest: str,
+    members: Sequence[int],
+    side: Sequence[str],
+    severity: Mapping[tuple[str, str], str],
+    paths: Sequence[str],
+) -> list[dict[str, Any]]:
+    """The leaks of one content whose copies are ``members``: one per pair of ``severity`` whose
+    two sides (``side[i]`` of each copy) both hold a copy, with the copies on those sides (the
+    first side's first) and how many lie on each. One rule for the splits of a dataset and for
+    the PATHs checked together."""
+    present = {side[i] for i in members}
+    out = []
+    for pair, level in severity.items():
+        if set(pair) <= present:
+            out.append(
+                {
+                    "severity": level,
+                    "hash": digest,
+                    "paths": [paths[i] for s in pair for i in members if side[i] == s],
+                    "counts": [sum(side[i] == pair[0] for i in members), sum(side[i] == pair[1] for i in members)],
+                    "between": list(pair),
+                }
+            )
+    return out
+
+
+def _duplicates(
+    samples: Sequence[Sample], infos: Sequence[FileInfo], owner: Sequence[int], given: Sequence[str]
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Groups of byte-identical files; the leaks among them: content in two splits of one PATH
+    (:data:`LEAK_SEVERITY`), or in two of the ``given`` PATHs (``owner[i]`` is the PATH of sample
+    ``i``), always an error; the groups whose copies carry both labels."""
     by_hash: dict[str, list[int]] = defaultdict(list)
     for i, info in enumerate(infos):
         if info.digest and info.problem != "empty":
             by_hash[info.digest].append(i)
+    paths = [s.path for s in samples]
+    splits = [s.split or NONE for s in samples]
+    sources = [given[k] for k in owner]
+    # a later PATH against an earlier one, as ("test", "train"): the copies in the later one are counted
+    between_paths = {(b, a): "error" for j, a in enumerate(given) for b in given[j + 1 :]}
     groups, leaks, conflicts = [], [], []
     for digest, idx in by_hash.items():
         if len(idx) < 2:
             continue
-        paths = [samples[i].path for i in idx]
-        splits = sorted({samples[i].split or NONE for i in idx}, key=_split_order)
         labels = sorted({samples[i].label for i in idx})
-        groups.append(
-            {
-                "hash": digest,
-                "paths": paths,
-                "splits": [samples[i].split or NONE for i in idx],
-                "labels": [samples[i].label for i in idx],
-            }
-        )
-        present = set(splits)
-        for pair, severity in LEAK_SEVERITY.items():
-            if set(pair) <= present:
-                leaks.append(
-                    {
-                        "splits": list(pair),
-                        "severity": severity,
-                        "hash": digest,
-                        "paths": [samples[i].path for i in idx if samples[i].split in pair],
-                    }
-                )
+        group = {
+            "hash": digest,
+            "paths": [paths[i] for i in idx],
+            "splits": [splits[i] for i in idx],
+            "labels": [samples[i].label for i in idx],
+        }
+        if len(given) > 1:
+            group["sources"] = [sources[i] for i in idx]
+        groups.append(group)
+        for k in sorted({owner[i] for i in idx}):
+            for leak in _shared(digest, [i for i in idx if owner[i] == k], splits, LEAK_SEVERITY, paths):
+                leaks.append({"kind": "split", "splits": leak.pop("between"), **leak})
+        for leak in _shared(digest, idx, sources, between_paths, paths):
+            leaks.append({"kind": "path", "sources": leak.pop("between"), **leak})
         if len(labels) > 1:
-            conflicts.append({"hash": digest, "paths": paths, "labels": [samples[i].label for i in idx]})
+            conflicts.append(
+                {"hash": digest, "paths": [paths[i] for i in idx], "labels": [samples[i].label for i in idx]}
+            )
     groups.sort(key=lambda g: g["paths"][0])
-    leaks.sort(key=lambda g: (g["splits"], g["paths"][0]))
+    leaks.sort(key=lambda g: (g["kind"] == "split", g.get("splits", g.get("sources")), g["paths"][0]))
     conflicts.sort(key=lambda g: g["paths"][0])
     return groups, leaks, conflicts
 
@@ -558,8 +547,24 @@ def _kib(n: float) -> str:
     return f"{n / (1 << 20):.1f} MiB" if n >= 1 << 20 else f"{n / 1024:.1f} KiB"
 
 
+def _contrast(real: Sequence[str], fake: Sequence[str], unit: str = "") -> str:
+    """Each class's own statistics of one categorical feature: the most common value of each when
+    they differ; else the value whose share differs most, with its share in each class."""
+    (rv, rc), (fv, fc) = _top(real), _top(fake)
+    if rv != fv:
+        return f"real images are {_pct(rc, len(real))} {rv}{unit}, fakes {_pct(fc, len(fake))} {fv}{unit}"
+    cr, cf = Counter(real), Counter(fake)
+
+    def gap(v: str) -> tuple[float, int, str]:
+        return (abs(cr[v] / len(real) - cf[v] / len(fake)), cr[v] + cf[v], v)
+
+    v = max(set(cr) | set(cf), key=gap)
+    return f"{v}{unit} is {_pct(cr[v], len(real))} of real images and {_pct(cf[v], len(fake))} of fakes"
+
+
 def _clause(kind: str, by_class: Sequence[Sequence[FileInfo]], leading: Sequence[str]) -> str:
-    """One plain-words comparison of real and fake images for a group of features."""
+    """One plain-words comparison of real and fake images for a group of features, each class
+    quoted with its own statistics."""
     real, fake = by_class
     if kind == "format":
         with_q = "jpeg_quality" in leading
@@ -567,28 +572,17 @@ def _clause(kind: str, by_class: Sequence[Sequence[FileInfo]], leading: Sequence
         def label(i: FileInfo) -> str:
             return f"JPEG q≈{i.quality}" if with_q and i.format == "JPEG" and i.quality > 0 else i.format
 
-        (rv, rc), (fv, fc) = _top([label(i) for i in real]), _top([label(i) for i in fake])
-        return f"real images are {_pct(rc, len(real))} {rv}, fakes {_pct(fc, len(fake))} {fv}"
+        return _contrast([label(i) for i in real], [label(i) for i in fake])
     if kind == "dimensions":
-        (rv, rc), (fv, fc) = (
-            _top([f"{i.width}x{i.height}" for i in real]),
-            _top([f"{i.width}x{i.height}" for i in fake]),
-        )
-        if rv != fv:
-            return f"real images are {_pct(rc, len(real))} {rv} pixels, fakes {_pct(fc, len(fake))} {fv}"
-
-        def median(infos: Sequence[FileInfo], attr: str) -> int:
-            return int(np.median([getattr(i, attr) for i in infos]))
-
-        return (
-            f"real images have a median size of {median(real, 'width')}x{median(real, 'height')} pixels, "
-            f"fakes {median(fake, 'width')}x{median(fake, 'height')}"
-        )
+        text = _contrast([f"{i.width}x{i.height}" for i in real], [f"{i.width}x{i.height}" for i in fake], " pixels")
+        aspects = [np.median([i.width / i.height if i.height else 0.0 for i in c]) for c in (real, fake)]
+        if round(aspects[0], 2) != round(aspects[1], 2):
+            text += f" (median aspect ratio {aspects[0]:.2f} for real images, {aspects[1]:.2f} for fakes)"
+        return text
     if kind == "file_size":
         r, f = np.median([i.size for i in real]), np.median([i.size for i in fake])
         return f"real files have a median size of {_kib(r)}, fakes {_kib(f)}"
-    (rv, rc), (fv, fc) = _top([i.mode for i in real]), _top([i.mode for i in fake])
-    return f"real images are {_pct(rc, len(real))} {rv}, fakes {_pct(fc, len(fake))} {fv}"
+    return _contrast([i.mode for i in real], [i.mode for i in fake])
 
 
 def _align_quality(infos: Sequence[FileInfo], labels: Sequence[int]) -> int:
@@ -600,16 +594,82 @@ def _align_quality(infos: Sequence[FileInfo], labels: Sequence[int]) -> int:
     return DEFAULT_ALIGN_QUALITY
 
 
+# The groups of features that one piece of advice removes, in the order that breaks ties.
+ADVICE_GROUPS = {
+    "format": "format and JPEG quality",
+    "dimensions": "size and aspect ratio",
+    "mode": "colour mode",
+    "file_size": "file size",
+}
+
+
+def _advice(feature_auroc: Mapping[str, float], quality: int) -> list[dict[str, Any]]:
+    """What to do about each group of features (:data:`ADVICE_GROUPS`) that separates the classes
+    on its own (AUROC above :data:`SHORTCUT_THRESHOLD`; the strongest group when none does),
+    strongest first, each with its strongest feature and that feature's AUROC alone. File size
+    gets advice of its own only when no other group separates the classes."""
+    best: dict[str, tuple[float, str]] = {}
+    for name, auroc in feature_auroc.items():
+        group = _CLAUSE_OF[name]
+        if group not in best or auroc > best[group][0]:
+            best[group] = (auroc, name)
+    order = list(ADVICE_GROUPS)
+    ranked = sorted(best, key=lambda g: (-best[g][0], order.index(g)))
+    # file size follows from the others (and from content): advice of its own only when they do not lead
+    strong = [g for g in ranked if best[g][0] > SHORTCUT_THRESHOLD]
+    chosen = [g for g in strong if g != "file_size"] or strong or ranked[:1]
+    fixes = {
+        "format": f"evaluate format-aligned: train.py/test.py --align_format jpeg:{quality} re-encodes every "
+        f"evaluation image (validation and test) as JPEG at quality {quality}, and --align_train the training "
+        "images too",
+        "dimensions": "give both classes the same sizes: take fixed-size crops rather than resizing "
+        "(train.py/test.py --resize_mode crop), since resampling leaves a trace of each image's original size, or "
+        "build the data from images of matching sizes",
+        "mode": "store both classes in the same colour mode: grayscale or palette images of one class stay "
+        "recognisable after decoding to RGB",
+        "file_size": "file size follows from format, quality, size and content: compare the classes' histograms "
+        "above and align the one that differs",
+    }
+    return [
+        {
+            "group": g,
+            "feature": best[g][1],
+            "auroc": best[g][0],
+            "fix": f"{ADVICE_GROUPS[g]} ({FEATURE_WORDS[best[g][1]]} alone: AUROC {best[g][0]:.3f}): {fixes[g]}",
+        }
+        for g in chosen
+    ]
+
+
+def _audit_by(
+    infos: Sequence[FileInfo], labels: Sequence[int], keys: Sequence[str], seed: int
+) -> dict[str, dict[str, Any]]:
+    """:func:`_audit_one` of the images of each value of ``keys`` (a split, or a PATH) alone."""
+    out = {}
+    for key in sorted(set(keys), key=_split_order):
+        members = [i for i in range(len(infos)) if keys[i] == key]
+        members = _subsample(members, labels, AUDIT_MAX_IMAGES, seed)
+        one = _audit_one([infos[i] for i in members], [labels[i] for i in members], seed)
+        out[key] = {"auroc": one["auroc"], "n_images": one["n_images"], "note": one["note"]}
+    return out
+
+
 def shortcut_audit(
-    infos: Sequence[FileInfo], labels: Sequence[int], splits: Optional[Sequence[str]] = None, seed: int = CV_SEED
+    infos: Sequence[FileInfo],
+    labels: Sequence[int],
+    splits: Optional[Sequence[str]] = None,
+    seed: int = CV_SEED,
+    sources: Optional[Sequence[str]] = None,
 ) -> dict[str, Any]:
     """How well metadata alone separates real from fake (see :data:`FEATURE_WORDS`).
 
     ``auroc`` is the mean AUROC of a HistGradientBoostingClassifier over a seeded, stratified
     ``CV_FOLDS``-fold split (None, with a ``note``, for one class or too few images);
     ``feature_auroc`` the out-of-fold AUROC of each feature alone, which ranks them; above
-    :data:`SHORTCUT_THRESHOLD`, ``warning`` describes the leading features in plain words and
-    ``fix`` says how to evaluate without them. With several ``splits``, ``by_split`` audits each.
+    :data:`SHORTCUT_THRESHOLD`, ``warning`` describes the leading features in plain words, each
+    class with its own statistics, and ``advice`` says how to evaluate without them, one item
+    per group of features, strongest first (``fix`` joins them). With several ``splits``,
+    ``by_split`` audits each; with several ``sources`` (the PATHs checked together), ``by_path``.
     """
     idx = _subsample(list(range(len(infos))), labels, AUDIT_MAX_IMAGES, seed)
     sub, sub_y = [infos[i] for i in idx], [labels[i] for i in idx]
@@ -620,16 +680,13 @@ def shortcut_audit(
         n_readable=len(infos),
         leading=[],
         warning=None,
+        advice=[],
         fix=None,
     )
     if splits is not None and len(set(splits)) > 1:
-        by_split = {}
-        for split in sorted(set(splits), key=_split_order):
-            members = [i for i in range(len(infos)) if splits[i] == split]
-            members = _subsample(members, labels, AUDIT_MAX_IMAGES, seed)
-            one = _audit_one([infos[i] for i in members], [labels[i] for i in members], seed)
-            by_split[split] = {"auroc": one["auroc"], "n_images": one["n_images"], "note": one["note"]}
-        result["by_split"] = by_split
+        result["by_split"] = _audit_by(infos, labels, splits, seed)
+    if sources is not None and len(set(sources)) > 1:
+        result["by_path"] = _audit_by(infos, labels, sources, seed)
     auroc = result["auroc"]
     if auroc is None or auroc <= SHORTCUT_THRESHOLD:
         return result
@@ -648,14 +705,11 @@ def shortcut_audit(
         f"metadata shortcut: {'; '.join(clauses[:3])}: a detector can reach AUROC {auroc:.2f} without looking at "
         f"pixels (leading features: {words})"
     )
-    q = _align_quality(sub, sub_y)
-    fix = (
-        f"evaluate format-aligned: train.py/test.py --align_format jpeg:{q} re-encodes every evaluation image "
-        f"(validation and test) as JPEG at quality {q}, and --align_train the training images too"
+    result["advice"] = _advice(result["feature_auroc"], _align_quality(sub, sub_y))
+    result["fix"] = (
+        "; ".join(f"{k}. {a['fix']}" for k, a in enumerate(result["advice"], 1))
+        + "; better still, build the data so that both classes share format, quality and size"
     )
-    if any(_CLAUSE_OF[n] == "dimensions" for n in leading):
-        fix += "; resize or crop real and fake images to the same size"
-    result["fix"] = fix + "; better still, build the data so that both classes share format, quality and size"
     return result
 
 
@@ -669,27 +723,13 @@ def _missing_path_error(path: str) -> DatasetError:
     )
 
 
-def check_dataset(
-    path: Union[str, os.PathLike],
-    layout: str = "auto",
-    label_map: Optional[Mapping[str, int]] = None,
-    progress: bool = False,
-    workers: Optional[int] = None,
-    seed: int = CV_SEED,
-) -> dict[str, Any]:
-    """Check every sample of every split of the dataset at ``path``; returns the report (a
-    JSON-ready dict, described in docs/data_check.md). ``label_map`` is ``--label_map``'s
-    ``{name: 0 or 1}`` (:func:`~aigbench.datasets.layouts.parse_label_map`). ``exit_status`` is 1 when it holds an
-    error (test content also in train/ or val/), else 0.
-
-    Raises :class:`DatasetError` when the path does not exist, no layout fits it, or it holds
-    no images.
-    """
-    start = time.perf_counter()
-    labels = dict(label_map) if label_map else None
+def _load(path: str, layout: str, labels: Optional[dict[str, int]]) -> tuple[list[Sample], list[str], Path]:
+    """The samples of one PATH (``a,b`` or ``path@Layout`` sources, as --data_path), the layouts
+    used and the root of its last source."""
     samples: list[Sample] = []
     names = []
-    for source in (p.strip() for p in str(path).split(",") if p.strip()):  # a,b or path@Layout, as --data_path
+    root = Path(path)
+    for source in (p.strip() for p in path.split(",") if p.strip()):
         src, src_layout = split_layout(source, layout)
         try:
             root = resolve_path(src)
@@ -701,6 +741,63 @@ def check_dataset(
             raise DatasetError(f"{src} ({name} layout): found no images; check PATH and --layout")
         samples += part
         names.append(name)
+    return samples, names, root
+
+
+def _common_root(roots: Sequence[Path]) -> str:
+    """The folder that holds every root (shorter paths in the terminal), or "" when none does."""
+    if len(roots) == 1:
+        return str(roots[0])
+    try:
+        return os.path.commonpath([os.path.abspath(r if r.is_dir() else r.parent) for r in roots])
+    except ValueError:
+        return ""
+
+
+def check_dataset(
+    path: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+    layout: str = "auto",
+    label_map: Optional[Mapping[str, int]] = None,
+    progress: bool = False,
+    workers: Optional[int] = None,
+    seed: int = CV_SEED,
+) -> dict[str, Any]:
+    """Check every sample of every split of the dataset at ``path``, or of several datasets
+    checked together (a list of PATHs, e.g. the training and the test data); returns the report
+    (a JSON-ready dict, described in docs/data_check.md). ``label_map`` is ``--label_map``'s
+    ``{name: 0 or 1}`` (:func:`~aigbench.datasets.layouts.parse_label_map`). ``exit_status`` is 1
+    when it holds an error, else 0. Errors: test content also in train/ or val/ of one PATH, the
+    same content in two PATHs, a PATH (or a split of it) whose readable images are of one class.
+
+    Raises :class:`DatasetError` when a path does not exist, no layout fits it, it holds no
+    images, a PATH is given twice, or two PATHs list the same file.
+    """
+    start = time.perf_counter()
+    labels = dict(label_map) if label_map else None
+    given = [str(path)] if isinstance(path, (str, os.PathLike)) else [str(p) for p in path]
+    if not given:
+        raise DatasetError("no PATH given; give a dataset root, a .json or .csv list, parquet data or aigbench:demo")
+    twice = [p for p, n in Counter(given).items() if n > 1]
+    if twice:
+        raise DatasetError(f"PATH {twice[0]!r} is given twice; give each dataset once")
+    samples: list[Sample] = []
+    owner: list[int] = []
+    names: list[str] = []
+    roots: list[Path] = []
+    first_of: dict[str, int] = {}
+    for k, one in enumerate(given):
+        part, part_names, root = _load(one, layout, labels)
+        for s in part if len(given) > 1 else ():
+            real = os.path.realpath(s.path)
+            if first_of.setdefault(real, k) != k:
+                raise DatasetError(
+                    f"PATH {given[first_of[real]]!r} and PATH {one!r} overlap: both list {s.path}; give datasets "
+                    "that do not contain each other (e.g. data/train data/test, not data data/test)"
+                )
+        samples += part
+        owner += [k] * len(part)
+        names += part_names
+        roots.append(root)
     name = "+".join(dict.fromkeys(names))
     infos = _inspect_all([s.path for s in samples], progress, workers)
 
@@ -709,7 +806,11 @@ def check_dataset(
         for s, i in zip(samples, infos)
         if i.problem
     ]
-    groups, leaks, conflicts = _duplicates(samples, infos)
+    several = len(given) > 1
+    if several:
+        for p, k in zip(problems, (k for k, i in zip(owner, infos) if i.problem)):
+            p["source"] = given[k]
+    groups, leaks, conflicts = _duplicates(samples, infos, owner, given)
     good = [k for k, i in enumerate(infos) if not i.problem]
     good_infos = [infos[k] for k in good]
     good_labels = [samples[k].label for k in good]
@@ -718,22 +819,35 @@ def check_dataset(
         for c in (0, 1)
         if c in good_labels
     }
-    audit = shortcut_audit(good_infos, good_labels, [samples[k].split or NONE for k in good], seed)
+    audit = shortcut_audit(
+        good_infos,
+        good_labels,
+        [samples[k].split or NONE for k in good],
+        seed,
+        [given[owner[k]] for k in good] if several else None,
+    )
 
     within = _within_split(groups)
     kinds = Counter(p["problem"] for p in problems)
-    errors, warns = _messages(groups, leaks, within, conflicts, problems)
+    errors, warns = _messages(leaks, within, conflicts, problems, several)
+    errors = _one_class_errors(samples, infos, owner, given) + errors
     if audit["warning"]:
         warns.append(audit["warning"])
+    counts = _counts(samples)
+    if several:
+        counts["by_path"] = {
+            p: _class_counts(s.label for s, k in zip(samples, owner) if k == j) for j, p in enumerate(given)
+        }
     return {
         "tool": "aigbench data check",
         "aigbench_version": __version__,
-        "path": str(path),
-        "root": str(root),
+        "path": " ".join(given),
+        "paths": given,
+        "root": _common_root(roots),
         "layout": name,
         "seconds": round(time.perf_counter() - start, 2),
         "n_files": len(samples),
-        "counts": _counts(samples),
+        "counts": counts,
         "problems": problems,
         "problem_counts": {k: kinds[k] for k in PROBLEM_KINDS if kinds[k]},
         "extension_mismatches": _extension_mismatches(samples, infos),
@@ -741,7 +855,7 @@ def check_dataset(
             "groups": groups,
             "n_groups": len(groups),
             "n_redundant_files": sum(len(g["paths"]) - 1 for g in groups),
-            "within_split": {k: {"groups": v[0], "redundant_files": v[1]} for k, v in within.items()},
+            "within_split": within,
         },
         "leaks": leaks,
         "label_conflicts": conflicts,
@@ -768,28 +882,37 @@ def _extension_mismatches(samples: Sequence[Sample], infos: Sequence[FileInfo]) 
 
 
 def _messages(
-    groups: Sequence[Mapping[str, Any]],
     leaks: Sequence[Mapping[str, Any]],
-    within: Mapping[str, tuple[int, int]],
+    within: Mapping[str, Mapping[str, Any]],
     conflicts: Sequence[Mapping[str, Any]],
     problems: Sequence[Mapping[str, Any]],
+    several: bool,
 ) -> tuple[list[str], list[str]]:
-    """The report's errors and warnings, one sentence each (the sections list the paths)."""
+    """The report's errors and warnings about content, one sentence each (the sections list the
+    paths). ``several``: several PATHs were checked together."""
     errors: list[str] = []
     warns: list[str] = []
-    for pair in LEAK_SEVERITY:
-        if not any(tuple(g["splits"]) == pair for g in leaks):
+    pairs: dict[tuple[str, str, str], list[Any]] = {}
+    for g in leaks:  # sorted: PATH leaks first, then test/train, test/val, train/val
+        a, b = g["splits"] if g["kind"] == "split" else g["sources"]
+        pairs.setdefault((g["kind"], a, b), [g["severity"], 0])[1] += g["counts"][0]
+    for (kind, a, b), (level, n) in pairs.items():
+        if kind == "path":
+            errors.append(
+                f"leak: {n} file(s) in PATH {a} are byte-identical to file(s) in PATH {b}; scores on them measure "
+                "memory, not detection: remove them from one side"
+            )
             continue
-        n = sum(g["splits"].count(pair[0]) for g in groups if set(pair) <= set(g["splits"]))
-        text = f"leak: {n} file(s) in {pair[0]}/ are byte-identical to file(s) in {pair[1]}/; "
-        if LEAK_SEVERITY[pair] == "error":
+        text = f"leak: {n} file(s) in {a}/ are byte-identical to file(s) in {b}/; "
+        if level == "error":
             errors.append(text + "test scores on them measure memory, not detection: remove them from one side")
         else:
             warns.append(text + "validation scores on them are optimistic: remove them from one side")
-    for split, (n_groups, extra) in within.items():
+    for place, v in within.items():
         warns.append(
-            f"{extra} duplicate file(s) within {split}/ ({n_groups} content(s) stored more than once): "
-            "they weigh double in training and in metrics"
+            f"{v['redundant_files']} duplicate file(s) within {place if several else place + '/'} ({v['groups']} "
+            "content(s) stored more than once, listed under DUPLICATES and in --json duplicates.within_split): they "
+            "weigh double in training and in metrics; keep one copy of each"
         )
     if conflicts:
         warns.append(f"{len(conflicts)} content(s) are labelled both real and fake: fix their labels")
@@ -802,16 +925,69 @@ def _messages(
     return errors, warns
 
 
-def _within_split(groups: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
-    """Per split: how many contents are stored more than once in it, and the redundant copies."""
-    out: dict[str, list[int]] = {}
+def _one_class_errors(
+    samples: Sequence[Sample], infos: Sequence[FileInfo], owner: Sequence[int], given: Sequence[str]
+) -> list[str]:
+    """An error for each PATH, else for each split of a PATH with several, whose readable images
+    are of one class only (or none): no AUROC, AP or balanced accuracy can be computed on it, and
+    a detector trained on it learns nothing of the other class."""
+    errors = []
+    for k, name in enumerate(given):
+        members = [i for i in range(len(samples)) if owner[i] == k]
+        text = _one_class(f"PATH {name}", [samples[i] for i in members], [infos[i] for i in members])
+        if text:
+            errors.append(text)
+            continue
+        splits = sorted({samples[i].split or NONE for i in members}, key=_split_order)
+        for sp in splits if len(splits) > 1 else ():
+            idx = [i for i in members if (samples[i].split or NONE) == sp]
+            text = _one_class(f"PATH {name}, split {sp}/", [samples[i] for i in idx], [infos[i] for i in idx])
+            if text:
+                errors.append(text)
+    return errors
+
+
+def _one_class(where: str, samples: Sequence[Sample], infos: Sequence[FileInfo]) -> Optional[str]:
+    readable = Counter(s.label for s, i in zip(samples, infos) if not i.problem)
+    if not readable:
+        return f"{where} holds no readable image ({len(samples)} problem file(s)): fix or replace its files"
+    if readable[0] and readable[1]:
+        return None
+    missing = 0 if readable[1] else 1
+    have, gone = CLASS_NAMES[1 - missing], CLASS_NAMES[missing]
+    listed = sum(s.label == missing for s in samples)
+    broken = f" (its {listed} {gone} file(s) are all problem files)" if listed else ""
+    return (
+        f"one class only: {where} holds {readable[1 - missing]} readable {have} image(s) and no {gone} image "
+        f"(label {missing}){broken}; AUROC, AP and accuracy need both classes: add {gone} images, or check that "
+        "the folder names or --label_map give your labels (real:0, fake:1) and that --layout fits; a set of one "
+        "class that pairs with another is one PATH, joined by a comma (fakes/@FakesOnly,reals/@RealsOnly)"
+    )
+
+
+def _place(split: str, source: Optional[str]) -> str:
+    """Where a copy lies, in words: its split, or with several PATHs the PATH (and its split)."""
+    if source is None:
+        return split
+    return source if split == NONE else f"{source} ({split}/)"
+
+
+def _within_split(groups: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per split (per PATH and split when several PATHs were given): the contents stored more
+    than once in it (``groups``), the copies beyond the first (``redundant_files``) and each such
+    content with its copies there (``contents``)."""
+    out: dict[str, dict[str, Any]] = {}
     for g in groups:
-        for split, n in Counter(g["splits"]).items():
+        places = [_place(sp, src) for sp, src in zip(g["splits"], g.get("sources", [None] * len(g["splits"])))]
+        for place, n in Counter(places).items():
             if n > 1:
-                entry = out.setdefault(split, [0, 0])
-                entry[0] += 1
-                entry[1] += n - 1
-    return {k: (v[0], v[1]) for k, v in sorted(out.items(), key=lambda kv: _split_order(kv[0]))}
+                entry = out.setdefault(place, {"groups": 0, "redundant_files": 0, "contents": []})
+                entry["groups"] += 1
+                entry["redundant_files"] += n - 1
+                entry["contents"].append(
+                    {"hash": g["hash"], "paths": [p for p, q in zip(g["paths"], places) if q == place]}
+                )
+    return {k: out[k] for k in sorted(out, key=_split_order)}
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -876,6 +1052,8 @@ def format_report(report: Mapping[str, Any]) -> str:
             lines.append(f"  {label:<{w[0] + w[1] + w[2] + 4}}  {v['real']:>7} {v['fake']:>7} {v['total']:>7}")
     t = c["total"]
     lines.append(f"  {'total':<{w[0] + w[1] + w[2] + 4}}  {t['real']:>7} {t['fake']:>7} {t['total']:>7}")
+    for k, (p, v) in enumerate(c.get("by_path", {}).items(), 1):
+        lines.append(f"  PATH {k}: {v['real']} real, {v['fake']} fake, {v['total']} total  {p}")
 
     lines += ["", f"PROBLEM FILES: {len(report['problems']) or 'none'}"]
     shown, more = _shown(report["problems"])
@@ -896,8 +1074,12 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"DUPLICATES (identical bytes): {d['n_groups'] or 'none'}"
         + (f" content(s) stored more than once, {d['n_redundant_files']} redundant file(s)" if d["n_groups"] else ""),
     ]
-    for split, v in d["within_split"].items():
-        lines.append(f"  within {split}/: {v['groups']} content(s), {v['redundant_files']} redundant file(s)")
+    several = len(report.get("paths", ())) > 1
+    for place, v in d["within_split"].items():
+        lines.append(
+            f"  within {place if several else place + '/'}: {v['groups']} content(s), "
+            f"{v['redundant_files']} redundant file(s)"
+        )
     shown, more = _shown(d["groups"])
     for g in shown:
         lines.append("  " + "  ==  ".join(f"{_rel(p, root)}" for p in g["paths"]))
@@ -908,11 +1090,12 @@ def format_report(report: Mapping[str, Any]) -> str:
         for g in report["label_conflicts"][:SHOWN_PATHS]:
             lines.append("    " + "  ==  ".join(_rel(p, root) for p in g["paths"]))
     if report["leaks"]:
-        lines += ["", "LEAKS (the same content in two splits)"]
+        lines += ["", "LEAKS (the same content in two splits, or in two PATHs)"]
         shown, more = _shown(report["leaks"])
         for g in shown:
             tag = "ERROR" if g["severity"] == "error" else "WARNING"
-            lines.append(f"  {tag} {'/'.join(g['splits'])}: " + "  ==  ".join(_rel(p, root) for p in g["paths"]))
+            where = "/".join(g["splits"]) if g["kind"] == "split" else " | ".join(f"PATH {p}" for p in g["sources"])
+            lines.append(f"  {tag} {where}: " + "  ==  ".join(_rel(p, root) for p in g["paths"]))
         if more:
             lines.append(more)
 
@@ -945,12 +1128,17 @@ def format_report(report: Mapping[str, Any]) -> str:
             "  AUROC of each feature alone: "
             + ", ".join(f"{FEATURE_WORDS[k]} {v:.2f}" for k, v in s["feature_auroc"].items())
         )
-        for split, v in s.get("by_split", {}).items():
+        for where, v in [(f"{k}/", v) for k, v in s.get("by_split", {}).items()] + [
+            (f"PATH {k}", v) for k, v in s.get("by_path", {}).items()
+        ]:
             value = f"{v['auroc']:.3f}" if v["auroc"] is not None else f"n/a, {v['note']}"
-            lines.append(f"  {split}/ only: {value}")
+            lines.append(f"  {where} only: {value}")
         if s["warning"]:
             lines.append(f"WARNING: {s['warning']}")
-            lines.append(f"  fix: {s['fix']}; see docs/data_check.md")
+            lines.append("  fix, strongest shortcut first (see docs/data_check.md):")
+            for k, a in enumerate(s["advice"], 1):
+                lines.append(f"    {k}. {a['fix']}")
+            lines.append("    better still, build the data so that both classes share format, quality and size")
         else:
             lines.append(f"  no metadata shortcut (AUROC ≤ {SHORTCUT_THRESHOLD:g})")
 

@@ -1,57 +1,126 @@
-"""``bench predict``: score unlabelled images with a trained run.
+"""``bench predict``: score unlabelled images with a trained run, one row per input file.
 
 The run's ``config.json`` rebuilds the model (its name, its flags, its preprocessing and
 evaluation crop) after importing the module that defines it (``model_module``, looked up in
 the current folder, the project folder recorded in the config and the folders above the run).
 The threshold is the one calibrated on validation for that checkpoint when the run has one,
 else 0.5, unless ``--threshold`` is given; the CSV says which in every row.
+
+Every input file gets a row, whose ``status`` says what became of it: ``ok`` (scored),
+``truncated`` (cut short, yet it decodes: scored on what decodes, and flagged; see
+:mod:`aigbench.imageops.integrity`) or ``unreadable`` (no score; ``reason`` says why, in the
+words of ``bench data check``). Folders are searched for images by name (every extension that
+Pillow or the dataset loaders know, ``.jpe`` and ``.avif`` included) and by content (a JPEG
+named ``.bin``); the other files are left out and named.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import importlib
 import logging
 import os
 import sys
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
 from aigbench.datasets.layouts import IMAGE_EXTENSIONS, DatasetError, Sample
 from aigbench.errors import ConfigError
 from aigbench.fileio import atomic_open
+from aigbench.imageops.integrity import HEAD_BYTES, file_missing_end, sniff_format
+from aigbench.metrics.binary import is_fake
 
 log = logging.getLogger("aigbench")
 
-CSV_COLUMNS = ("path", "score", "label_pred", "threshold")
+CSV_COLUMNS = ("path", "score", "label_pred", "threshold", "status", "reason")
+STATUSES = ("ok", "truncated", "unreadable")
 LIST_SUFFIXES = (".txt", ".lst")
 
 
 @dataclass
 class PredictResult:
+    """One entry per input file, in input order: ``scores`` is NaN where ``status`` is
+    ``unreadable``. ``left_out``: files in the input folders that are not images."""
+
     paths: list[str]
     scores: np.ndarray
     threshold: float
     threshold_source: str
     checkpoint: Path
-    skipped: list[str]
+    status: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
     out: Optional[Path] = None
 
+    @property
+    def skipped(self) -> list[str]:
+        """The unreadable files (no score)."""
+        return [p for p, st in zip(self.paths, self.status) if st == "unreadable"]
 
-def collect_images(inputs: Sequence[Union[str, os.PathLike]]) -> list[str]:
+    def count(self, status: str) -> int:
+        return sum(st == status for st in self.status)
+
+
+class Inputs(NamedTuple):
+    """The files to score, in order, and the files of the input folders that are not images."""
+
+    paths: list[str]
+    left_out: list[str]
+
+
+@functools.lru_cache(maxsize=1)
+def image_extensions() -> frozenset[str]:
+    """Lower-case extensions that name an image: the dataset loaders' and those of every format
+    that Pillow opens (``.jpe``, ``.jfif``, ``.avif``, ``.qoi``, ...)."""
+    from PIL import Image
+
+    Image.init()
+    pillow = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN or fmt == "MPO"}
+    return frozenset(pillow | set(IMAGE_EXTENSIONS))
+
+
+def is_image_content(path: str) -> bool:
+    """Whether the file's first bytes are those of an image format that the loaders or Pillow know."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f:
+            if sniff_format(f.read(HEAD_BYTES)):
+                return True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path):
+                return True
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        return False
+
+
+def collect_images(inputs: Sequence[Union[str, os.PathLike]]) -> Inputs:
     """Image files from single images, folders (searched recursively, in sorted order) and
-    ``.txt`` lists (one path per line, relative to the list's folder). A path that does not
-    exist, or inputs with no image at all, are errors that name them."""
+    ``.txt`` lists (one path per line, relative to the list's folder). In a folder a file is an
+    image by its extension (:func:`image_extensions`) or by its content (:func:`is_image_content`);
+    the others are ``left_out``. A named file or a list entry is always kept (its row says if it
+    cannot be read). A path that does not exist, or inputs with no image at all, are errors that
+    name them."""
     out: list[str] = []
+    left_out: list[str] = []
+    extensions = image_extensions()
     for item in inputs:
         p = Path(item).expanduser()
         if p.is_dir():
             for dirpath, dirnames, files in os.walk(p, followlinks=True):
                 dirnames.sort()
-                out += [os.path.join(dirpath, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+                for f in sorted(files):
+                    path = os.path.join(dirpath, f)
+                    if os.path.splitext(f)[1].lower() in extensions or is_image_content(path):
+                        out.append(path)
+                    else:
+                        left_out.append(path)
         elif p.is_file() and p.suffix.lower() in LIST_SUFFIXES:
             for line in p.read_text(encoding="utf-8").splitlines():
                 line = line.strip()
@@ -63,8 +132,41 @@ def collect_images(inputs: Sequence[Union[str, os.PathLike]]) -> list[str]:
         else:
             raise DatasetError(f"{item}: no such file or folder; give images, folders or a .txt list of paths")
     if not out:
-        raise DatasetError(f"no image files ({' '.join(IMAGE_EXTENSIONS)}) in {', '.join(map(str, inputs))}")
-    return out
+        shown = ", ".join(left_out[:5]) + (f" and {len(left_out) - 5} more" if len(left_out) > 5 else "")
+        raise DatasetError(
+            f"no image files in {', '.join(map(str, inputs))}"
+            + (f" (left out as neither named nor made like an image: {shown})" if left_out else "")
+            + "; give image files, folders of images or a .txt list of paths"
+        )
+    return Inputs(out, left_out)
+
+
+def file_status(path: str, decoded: bool) -> tuple[str, str]:
+    """``(status, reason)`` of one input file (:data:`STATUSES`), given whether the loader decoded it."""
+    from aigbench.datasets.sources import is_row_path
+
+    if decoded:
+        cut = None if is_row_path(path) else file_missing_end(path)
+        if cut:
+            return "truncated", f"{cut}: cut short, yet it decodes; scored on what decodes"
+        return "ok", ""
+    from aigbench.datasets.check import inspect_file
+
+    info = inspect_file(path)
+    if info.problem:
+        return "unreadable", f"{info.problem}: {info.detail}"
+    return "unreadable", f"{info.format or 'the file'} that neither OpenCV nor Pillow decodes to RGB"
+
+
+def check_threshold(threshold: Optional[float]) -> None:
+    """A ``--threshold`` must be a score in [0, 1]; the error names the flag."""
+    if threshold is None or 0.0 <= threshold <= 1.0:
+        return
+    hint = f" (for {threshold:g} %, give --threshold {threshold / 100:g})" if 1.0 < threshold <= 100.0 else ""
+    raise ConfigError(
+        f"--threshold must be a score in [0, 1], the probability of fake from which label_pred is 1; got "
+        f"{threshold:g}{hint}"
+    )
 
 
 def import_model_module(run_dir: Path, config: dict) -> None:
@@ -105,8 +207,10 @@ def predict_images(
     show_progress: bool = True,
 ) -> PredictResult:
     """Score ``inputs`` with the run in ``run_dir`` and write the CSV ``out`` (default:
-    ``<run_dir>/predict/predictions.csv``): ``path, score, label_pred, threshold``, one row
-    per decodable image in input order. Undecodable files are named in warnings and skipped."""
+    ``<run_dir>/predict/predictions.csv``): ``path, score, label_pred, threshold, status, reason``,
+    one row per input file in input order (see the module docstring). Raises
+    :class:`~aigbench.datasets.layouts.DatasetError` after writing the CSV when no file could be
+    scored, and :class:`~aigbench.errors.ConfigError` for a ``threshold`` outside [0, 1]."""
     from aigbench.datasets.dataset import ImageDataset, build_loader
     from aigbench.engine import args as flags
     from aigbench.engine import build, selection
@@ -115,6 +219,7 @@ def predict_images(
     from aigbench.engine.dist import DistContext, pick_device
     from aigbench.engine.loop import predict
 
+    check_threshold(threshold)
     run = Path(run_dir)
     config = flags.read_run_config(str(run))
     if not config:
@@ -125,7 +230,7 @@ def predict_images(
         argv += ["--batch_size", str(batch_size)]
     args = flags.parse_args(flags.test_parser(), argv)
     args.eval_perturb = ""  # predictions score the files as they are, whatever the run evaluated on
-    paths = collect_images(inputs)
+    paths, left_out = collect_images(inputs)  # the left-out files are named by the caller (the CLI prints them)
     ctx = DistContext(pick_device(args.device))
     ckpt = ckpts.pick_checkpoint(run, checkpoint)
     model = build.build_model(args, ctx, ddp=False)
@@ -139,7 +244,7 @@ def predict_images(
     dataset = ImageDataset([Sample(p, 0, "") for p in paths], transform, "predict")
     loader = build_loader(dataset, build.eval_batch_size(args), False, args.num_workers)
     log.info(
-        "%s: %d image(s), checkpoint %s, evaluation crop %s, threshold %.6g (%s)",
+        "%s: %d file(s), checkpoint %s, evaluation crop %s, threshold %.6g (%s)",
         run,
         len(paths),
         ckpt.name,
@@ -148,20 +253,38 @@ def predict_images(
         source,
     )
     preds = predict(model, loader, ctx, amp_policy(ctx.device, args.amp), desc="predict", show_progress=show_progress)
-    if len(preds.skipped) == len(paths):
-        raise DatasetError(f"none of the {len(paths)} input image(s) could be decoded; check the files")
-    result = PredictResult([paths[i] for i in preds.index], preds.score, t, source, ckpt, preds.skipped)
+    scores = np.full(len(paths), np.nan, dtype=np.float32)
+    scores[np.asarray(preds.index, dtype=np.int64)] = preds.score
+    decoded = ~np.isnan(scores)
+    rows = [file_status(p, bool(d)) for p, d in zip(paths, decoded)]
+    result = PredictResult(paths, scores, t, source, ckpt, [r[0] for r in rows], [r[1] for r in rows], left_out, None)
     result.out = Path(out) if out else run / "predict" / "predictions.csv"
     write_predict_csv(result.out, result)
+    if not decoded.any():
+        raise DatasetError(
+            f"none of the {len(paths)} input file(s) could be decoded; {result.out} gives each one's reason"
+        )
     return result
 
 
 def write_predict_csv(path: Union[str, os.PathLike], result: PredictResult) -> None:
+    """The predictions CSV (:data:`CSV_COLUMNS`): one row per input file; ``score`` and
+    ``label_pred`` are empty for an unreadable file."""
     from aigbench.engine.evaluate import format_score
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path) as f:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
-        for p, s in zip(result.paths, result.scores):
-            w.writerow([p, format_score(s), int(s >= result.threshold), f"{result.threshold:.9g}"])
+        for p, s, status, reason in zip(result.paths, result.scores, result.status, result.reasons):
+            scored = not np.isnan(s)
+            w.writerow(
+                [
+                    p,
+                    format_score(s) if scored else "",
+                    int(is_fake(s, result.threshold)) if scored else "",
+                    f"{result.threshold:.9g}",
+                    status,
+                    reason,
+                ]
+            )
