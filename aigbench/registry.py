@@ -11,6 +11,12 @@ Modelled on timm's ``register_model`` / ``list_models`` and mmengine's registry:
     MODELS.get("MyModel")            # the class
     MODELS.get("MyModle")            # KeyError: ... Did you mean 'MyModel'?
     MODELS.list("*spot*")            # names matching a wildcard
+
+A family of names too large to list (AI-GenBench's ``<timm name>_tune``) is served by a
+*resolver*: ``MODELS.add_resolver(fn)``, where ``fn(name)`` returns the entry for a name it
+builds, None for a name that is not its own, or raises ``KeyError`` with the reason when the
+name has its shape but cannot be built (``vit_b_16_tune``: torchvision's name, not timm's).
+Registered names win over resolvers; ``list`` shows registered names only.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class Registry:
         self._entries: dict[str, Any] = {}
         self._locations = list(locations)
         self._imported = False
+        self._resolvers: list[Callable[[str], Any]] = []
+        self._resolved: dict[str, Any] = {}
 
     # -- registration -------------------------------------------------------------------
     def register_module(
@@ -65,6 +73,32 @@ class Registry:
             return _register(module)
         return _register
 
+    def add_resolver(self, resolver: Callable[[str], Any]) -> Callable[[str], Any]:
+        """Serve a family of names from ``resolver(name)``: the entry, None (not one of its
+        names), or ``KeyError(reason)`` (one of its names that cannot be built). Each name is
+        resolved once; ``get`` then returns the same entry. Usable as a decorator."""
+        if resolver not in self._resolvers:
+            self._resolvers.append(resolver)
+        return resolver
+
+    def _resolve(self, name: str) -> tuple[Any, str]:
+        """(entry, "") from a resolver, or (None, the first resolver's reason or "")."""
+        if not isinstance(name, str):  # ``None in MODELS`` (a config without a model) is simply False
+            return None, ""
+        if name in self._resolved:
+            return self._resolved[name], ""
+        reason = ""
+        for resolver in self._resolvers:
+            try:
+                obj = resolver(name)
+            except KeyError as e:
+                reason = reason or str(e.args[0] if e.args else e)
+                continue
+            if obj is not None:
+                self._resolved[name] = obj
+                return obj, ""
+        return None, reason
+
     # -- lookup -------------------------------------------------------------------------
     def _ensure_imported(self) -> None:
         if not self._imported:
@@ -73,19 +107,25 @@ class Registry:
                 importlib.import_module(loc)
 
     def get(self, name: str) -> Any:
-        """Return the entry called ``name``; an unknown name lists the closest ones."""
+        """Return the entry called ``name`` (registered, else from a resolver); an unknown name
+        lists the closest registered ones, after a resolver's reason when one gave it."""
         self._ensure_imported()
         if name in self._entries:
             return self._entries[name]
         lowered = {k.lower(): k for k in self._entries}
         if name.lower() in lowered:
             return self._entries[lowered[name.lower()]]
+        obj, reason = self._resolve(name)
+        if obj is not None:
+            return obj
         close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)
-        hint = (
-            "Did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"
-            if close
-            else f"Registered: {', '.join(sorted(self._entries)) or '(none)'}."
-        )
+        quoted = " or ".join(repr(lowered[c]) for c in close)
+        if reason:  # the name has a resolver's shape: its reason first, registered names after
+            hint = reason + (f" Registered names close to it: {quoted}." if close else "")
+        elif close:
+            hint = f"Did you mean {quoted}?"
+        else:
+            hint = f"Registered: {', '.join(sorted(self._entries)) or '(none)'}."
         raise KeyError(f"{name!r} is not registered in {self.name}. {hint}")
 
     def list(self, include: Union[str, Iterable[str]] = "", exclude: Union[str, Iterable[str]] = "") -> list[str]:
@@ -103,8 +143,9 @@ class Registry:
         return names
 
     def __contains__(self, name: str) -> bool:
+        """True for a registered name and for a name a resolver builds."""
         self._ensure_imported()
-        return name in self._entries
+        return name in self._entries or self._resolve(name)[0] is not None
 
     def __len__(self) -> int:
         self._ensure_imported()

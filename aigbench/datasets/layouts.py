@@ -479,6 +479,11 @@ def split_layout(source: str, default: str = "auto") -> tuple[str, str]:
     return source, default
 
 
+# Folders of segmentation masks in manipulation-localisation sets (IMDL-BenCo, CASIA: Tp/ images,
+# Gt/ masks): never a class of images to detect.
+MASK_FOLDERS = ("gt", "groundtruth", "ground_truth", "mask", "masks", "gt_masks")
+
+
 def parse_label_map(spec: str) -> Optional[dict[str, int]]:
     """``"real:0,fake:1"`` → ``{"real": 0, "fake": 1}``; empty → None. Errors name --label_map."""
     if not spec:
@@ -489,6 +494,12 @@ def parse_label_map(spec: str) -> Optional[dict[str, int]]:
         if not sep or not name or value.strip() not in ("0", "1"):
             raise DatasetError(f"--label_map {spec!r}: each entry must be NAME:0 (real) or NAME:1 (fake), got {part!r}")
         out[name.strip()] = int(value)
+    masks = [n for n in out if n.lower() in MASK_FOLDERS]
+    if masks:
+        raise DatasetError(
+            f"--label_map {spec!r}: {masks[0]!r} is a folder of segmentation masks (IMDL-BenCo / CASIA ground truth), "
+            "not images to tell real from fake; map the image folders (e.g. Au:0,Tp:1) and leave the masks out"
+        )
     if set(out.values()) != {0, 1}:
         raise DatasetError(f"--label_map {spec!r} must name at least one real (:0) and one fake (:1) label")
     return out
@@ -543,6 +554,26 @@ def check_no_eval_folders(samples: Sequence[Sample], root: Path, where: str) -> 
                 f"{where}: training would read {s.path}, which lies below a {bad[0]}/ folder (a held-out split). "
                 "Point --data_path at the training split (e.g. ROOT/train) or at the dataset root"
             )
+
+
+def check_label_folders(samples: Sequence[Sample], roots: Sequence[Path], labels: dict[str, int]) -> None:
+    """Each folder name of an explicit ``--label_map`` must hold images below ``roots``: a name the
+    data does not have (a typo, another tool's folder names) is an error that lists the folders."""
+    seen: set[str] = set()
+    for s in samples:
+        seen.update(p.lower() for p in Path(s.path).parts[:-1])
+    missing = [n for n in labels if n.lower() not in seen]
+    if missing:
+        found: set[str] = set()
+        for root in roots:
+            for _, dirnames, _ in os.walk(root):
+                found.update(dirnames)
+                if len(found) > 50:
+                    break
+        raise DatasetError(
+            f"--label_map names {', '.join(map(repr, missing))}, but no image of {', '.join(map(str, roots))} lies in "
+            f"a folder of that name; its folders include: {', '.join(sorted(found)[:20]) or '(none)'}"
+        )
 
 
 def check_labels(samples: list[Sample], where: str) -> None:
@@ -601,6 +632,15 @@ def load_samples(
         raise DatasetError(f"{where}: found no images ({', '.join(IMAGE_EXTENSIONS)})")
     check_labels(samples, where)
     return samples
+
+
+def available_splits(
+    path: Union[str, os.PathLike], layout: str = "auto", label_map: Optional[dict[str, int]] = None
+) -> set[str]:
+    """The splits (``train``, ``val``, ``test``) that a dataset holds, at its layout's level."""
+    root = resolve_path(path)
+    cls = layout_class(detect_layout(root, label_map) if layout == "auto" else layout)
+    return {s.split for s in cls.samples(root, label_map) if s.split}
 
 
 def parse_generators(spec: str) -> list[str]:

@@ -8,10 +8,15 @@
         "visual_loss":   {name: scalar}    numbers plotted as curves (may be empty)
         "visual_image":  {name: Tensor}    images shown in TensorBoard, [B,C,H,W] or [C,H,W]
     }
+
+The call itself is ``model(image, label, path=..., generator=..., index=...)`` (and
+``features_precomputed=True`` under ``--cache_features``): :func:`check_forward_signature`
+checks, when the model is built, that ``forward`` can take it.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Mapping, Optional
 
@@ -32,6 +37,90 @@ class NonFiniteLossError(AigbenchError, FloatingPointError):
     def __init__(self, message: str, global_step: int = 0) -> None:
         super().__init__(message)
         self.global_step = global_step
+
+
+class ForwardSignatureError(AigbenchError, TypeError):
+    """``forward`` has parameters that the framework cannot fill."""
+
+
+# What the training and evaluation loops pass to forward (aigbench.engine.loop._forward): the
+# image batch and the labels by position, then these keywords.
+FORWARD_POSITIONAL = ("image", "label")
+FORWARD_KEYWORDS = ("path", "generator", "index")
+LABEL_NAMES = ("label", "labels")
+FORWARD_EXAMPLE = "def forward(self, image, label, *args, **kwargs)"
+FORWARD_CALL = "forward(image, label, path=..., generator=..., index=...)"
+
+
+def _forward_of(model: Any) -> tuple[str, Any, bool]:
+    """(class name, ``forward``, whether its first parameter is ``self``) of a model class or
+    instance, unwrapping DistributedDataParallel (``.module``) and ``torch.compile`` (``._orig_mod``)."""
+    for attr in ("module", "_orig_mod"):
+        inner = getattr(model, attr, None)
+        if isinstance(inner, torch.nn.Module):
+            model = inner
+    cls = model if isinstance(model, type) else type(model)
+    forward = getattr(model, "forward", None)
+    return cls.__name__, forward, isinstance(model, type) and inspect.isfunction(forward)
+
+
+def check_forward_signature(model: Any) -> None:
+    """Check that ``model.forward`` (a model class or instance) can take the framework's call,
+    ``forward(image, label, path=..., generator=..., index=...)``; raise
+    :class:`ForwardSignatureError` naming the parameter it cannot fill.
+
+    Called when the model is built (and by the scripts' flag parsing, before any data is read),
+    so that an IMDL-BenCo-style ``forward(image, mask, label)`` stops with a message about
+    ``mask`` instead of a TypeError about ``label`` at the first batch.
+    """
+    name, forward, unbound = _forward_of(model)
+    if forward is None or getattr(forward, "__func__", forward) is torch.nn.Module.forward:
+        raise ForwardSignatureError(f"{name} defines no forward(); write {FORWARD_EXAMPLE}")
+    try:
+        params = list(inspect.signature(forward).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C-implemented forward: nothing to read
+        return
+    if unbound:
+        params = params[1:]  # self
+    names = {p.name for p in params}
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    var_positional = any(p.kind == p.VAR_POSITIONAL for p in params)
+    var_keyword = any(p.kind == p.VAR_KEYWORD for p in params)
+    shown = ", ".join(
+        ("*" if p.kind == p.VAR_POSITIONAL else "**" if p.kind == p.VAR_KEYWORD else "") + p.name for p in params
+    )
+    where = f"{name}.forward({shown})"
+    usage = f"aigbench calls {FORWARD_CALL}: the image batch [B,3,H,W], the labels [B] (real=0, fake=1)"
+    if len(positional) < 2 and not var_positional:
+        raise ForwardSignatureError(
+            f"{where} takes {len(positional)} positional argument(s); {usage}. Write {FORWARD_EXAMPLE}"
+        )
+    second = positional[1] if len(positional) >= 2 else None
+    label_param = next((p for p in params if p.name in LABEL_NAMES and p is not second), None)
+    if second is not None and (label_param is not None or "mask" in second.name.lower()):
+        raise ForwardSignatureError(
+            f"{where}: aigbench cannot fill its parameter {second.name!r}. {usage}, so the labels would land "
+            f"in {second.name!r}"
+            + (f" and {label_param.name!r} would get nothing" if label_param is not None else "")
+            + ". aigbench's data carries one label per image and no masks (IMDL-BenCo's masks and edge masks "
+            f"have no counterpart here): remove {second.name!r}, e.g. {FORWARD_EXAMPLE}"
+        )
+    missing = [kw for kw in FORWARD_KEYWORDS if kw not in names]
+    if missing and not var_keyword:
+        raise ForwardSignatureError(
+            f"{where} takes no keyword argument {missing[0]!r}; {usage}. Add **kwargs: {FORWARD_EXAMPLE}"
+        )
+    filled = {p.name for p in positional[:2]} | set(FORWARD_KEYWORDS)
+    unfilled = [
+        p.name
+        for p in params
+        if p.name not in filled and p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if unfilled:
+        raise ForwardSignatureError(
+            f"{where}: aigbench cannot fill its parameter {unfilled[0]!r} (required, no default). {usage}; "
+            f"give {unfilled[0]!r} a default or remove it, e.g. {FORWARD_EXAMPLE}"
+        )
 
 
 def _shape(t: Any) -> str:

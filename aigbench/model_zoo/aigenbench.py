@@ -26,6 +26,15 @@ family                 backbone (timm architecture, original weights)  features 
 
 AI-GenBench's yaml names ``RN50_probe``/``RN50_tune`` are aliases of ``RN50_clip_*``.
 
+Any other ``<timm name>_probe`` / ``<timm name>_tune`` (AI-GenBench's generic names:
+``resnet50_tune``, ``convnext_tiny_probe``, ``vit_base_patch16_224.augreg_in21k_tune``) is
+:class:`TimmDetector` with ``--backbone`` and ``--mode`` fixed by the name, built on first use by
+a registry resolver (:func:`resolve_generic_name`): timm's network and timm's preprocessing of
+it (not the CLIP statistics of the families above). torchvision's names that timm shares
+(``resnet50``, ``densenet121``, ``vgg16``, ``wide_resnet50_2``, ...) are the same networks, and
+torchvision's weight files for them load; a torchvision name timm does not use (``vit_b_16``)
+is an error that names timm's twin (``vit_base_patch16_224``), whose weights are in another layout.
+
 As in AI-GenBench: 224 x 224 inputs squashed with a bilinear resize (no crop), CLIP's mean and
 std for every backbone (DINOv2 included), a linear head with PyTorch's default init (the
 OpenCLIP heads: weight ~ N(0, 0.02)). DINOv2's positional embedding is resampled from its
@@ -44,6 +53,7 @@ norm 1, batch 512) is in the ``aigenbench_*`` entries of ``bench init model_zoo`
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -54,7 +64,7 @@ from torch import nn
 
 from aigbench.datasets.preprocess import Preprocess
 from aigbench.model_zoo.base import BinaryDetector, PublishedWeights, weights_identity
-from aigbench.model_zoo.timm_backbone import TimmDetector, create_backbone
+from aigbench.model_zoo.timm_backbone import TimmDetector, create_backbone, timm_preprocess, warn_random_backbone
 from aigbench.model_zoo.univfd import CLIP_MEAN, CLIP_STD, read_clip_state
 from aigbench.registry import MODELS
 
@@ -183,15 +193,8 @@ class AIGenBenchDetector(TimmDetector):
         if self.mode == "probe":
             self.backbone.requires_grad_(False)
             self.backbone.eval()
-            if not self.pretrained:
-                import logging
-
-                logging.getLogger("aigbench").warning(
-                    "%s without --pretrained_path probes RANDOM features (nothing is downloaded); pass "
-                    "--pretrained_path %s",
-                    type(self).__name__,
-                    fam.weights.name,
-                )
+        if not self.pretrained:
+            warn_random_backbone(type(self).__name__, self.mode, fam.timm_name.split(".")[0], fam.weights.name)
 
     def read_weights(self, path: str, image_size: int, trust_torchscript: bool) -> dict[str, torch.Tensor]:
         """The file's tensors in its own layout; DINOv2's positional embedding at this input size."""
@@ -237,3 +240,94 @@ def _register() -> None:
 
 
 _register()
+
+
+# ---- AI-GenBench's generic names: <timm name>_probe / <timm name>_tune --------------------------
+
+GENERIC_MODES = ("probe", "tune")
+# torchvision's names of networks that timm builds under another name. Their torchvision weight
+# files do not load into timm's twin (other keys), so these names are an error naming the twin.
+TORCHVISION_TWINS = {
+    "vit_b_16": "vit_base_patch16_224",
+    "vit_b_32": "vit_base_patch32_224",
+    "vit_l_16": "vit_large_patch16_224",
+    "vit_l_32": "vit_large_patch32_224",
+    "swin_t": "swin_tiny_patch4_window7_224",
+    "swin_s": "swin_small_patch4_window7_224",
+    "swin_b": "swin_base_patch4_window7_224",
+    "mobilenet_v2": "mobilenetv2_100",
+    "mobilenet_v3_large": "mobilenetv3_large_100",
+    "mobilenet_v3_small": "mobilenetv3_small_100",
+    "regnet_y_400mf": "regnety_004",
+    "regnet_y_1_6gf": "regnety_016",
+    "regnet_y_16gf": "regnety_160",
+    "regnet_x_400mf": "regnetx_004_tv",
+}
+
+
+class GenericTimmDetector(TimmDetector):
+    """Base of AI-GenBench's generic ``<timm name>_probe`` / ``_tune``: a TimmDetector whose
+    ``--backbone`` and ``--mode`` are fixed by its registered name."""
+
+    timm_name: str = ""
+    mode_of_name: str = "tune"
+
+    def __init__(self, pretrained_path: str = "", image_size: int = 224, drop_rate: float = 0.0) -> None:
+        super().__init__(self.timm_name, self.mode_of_name, pretrained_path, image_size, drop_rate)
+
+    def run_name(self) -> str:
+        return type(self).__name__
+
+    @classmethod
+    def preprocess_cfg(cls, kwargs: dict[str, Any]) -> Preprocess:
+        """timm's ``pretrained_cfg`` of the backbone, as ``TimmDetector --backbone``."""
+        return timm_preprocess(cls.timm_name)
+
+
+def resolve_generic_name(name: str) -> Optional[type]:
+    """The class of ``<timm name>_probe`` / ``<timm name>_tune`` (registered under ``name`` in
+    this module), None for a name of another shape; ``KeyError`` naming the timm model to use for
+    a torchvision-only name or a near miss of a timm name."""
+    import timm
+
+    base, sep, mode = name.rpartition("_")
+    if not sep or not base or mode.lower() not in GENERIC_MODES:
+        return None
+    mode = mode.lower()
+    arch = base if timm.is_model(base) else base.lower()
+    if timm.is_model(arch):
+        cls = type(
+            name,
+            (GenericTimmDetector,),
+            {
+                "timm_name": arch,
+                "mode_of_name": mode,
+                "paper": "timm (Wightman 2019); AI-GenBench's generic backbone names (Pellegrini et al. 2025)",
+                "__doc__": f"AI-GenBench {mode}: timm {arch} + linear head"
+                + (" (frozen backbone in eval mode)" if mode == "probe" else " (everything trains)"),
+                "__module__": __name__,
+                "__qualname__": name,
+            },
+        )
+        globals()[name] = cls
+        return cls
+    frozen = "a frozen" if mode == "probe" else "a trained"
+    generic = f"<timm name>_{mode} is AI-GenBench's generic name of {frozen} timm backbone with a linear head"
+    twin = TORCHVISION_TWINS.get(arch)
+    if twin:
+        raise KeyError(
+            f"{base!r} is torchvision's name; aigbench builds backbones with timm, which calls this network "
+            f"{twin!r}: use --model {twin}_{mode}, with --pretrained_path weights in timm's layout "
+            f"(torchvision's {base} files have other keys and do not load). {generic}."
+        )
+    close = difflib.get_close_matches(arch, timm.list_models(), n=3, cutoff=0.75)
+    if close:
+        names = " or ".join(repr(f"{c}_{mode}") for c in close)
+        raise KeyError(
+            f"{base!r} is not a timm model name, so {name!r} is not a generic name either; did you mean "
+            f"{names}? {generic} (timm.list_models() lists timm's names)."
+        )
+    return None
+
+
+MODELS.add_resolver(resolve_generic_name)

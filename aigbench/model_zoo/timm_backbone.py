@@ -9,8 +9,8 @@ GELU. A backbone named with the ``openai`` tag (``vit_base_patch16_clip_224.open
 built as timm's QuickGELU twin (``vit_base_patch16_clip_quickgelu_224.openai``), so that OpenAI's
 weights compute OpenAI's features.
 
-Nothing is downloaded: without ``--pretrained_path`` the backbone is random, and a ``probe`` run
-on it (logged as a warning) measures random features.
+Nothing is downloaded: without ``--pretrained_path`` the backbone is random, and a warning says
+so: a ``probe`` run on it measures random features, a ``tune`` run trains from scratch.
 """
 
 from __future__ import annotations
@@ -115,6 +115,22 @@ def create_backbone(
     return model
 
 
+def warn_random_backbone(who: str, mode: str, backbone: str, weights: str) -> None:
+    """Warn that a backbone built without ``--pretrained_path`` has random weights (nothing is
+    downloaded): a probe then measures random features, and tuning it is training from scratch."""
+    if mode == "probe":
+        what = f"probes RANDOM features of {backbone}"
+    else:
+        what = f"starts {backbone} from random weights: training it is training from scratch, not fine-tuning"
+    logging.getLogger("aigbench").warning(
+        "%s without --pretrained_path %s (nothing is downloaded); pass --pretrained_path %s to start from "
+        "pretrained backbone weights",
+        who,
+        what,
+        weights,
+    )
+
+
 def _takes_img_size(backbone: str) -> bool:
     name = backbone.split(".")[0]
     return any(name.startswith(p) for p in ("vit_", "deit", "beit", "eva", "swin", "cait", "xcit", "flexivit"))
@@ -143,17 +159,17 @@ class TimmDetector(BinaryDetector):
             {"backbone": backbone, **weights_identity(pretrained_path)} if mode == "probe" and pretrained_path else None
         )
         self.pretrained = bool(pretrained_path)
-        if mode == "probe" and not self.pretrained:
-            logging.getLogger("aigbench").warning(
-                "TimmDetector --mode probe without --pretrained_path probes RANDOM features of %s "
-                "(nothing is downloaded); pass --pretrained_path <weights file> to load real backbone weights",
-                backbone,
-            )
+        if not self.pretrained:
+            warn_random_backbone(self.run_name(), mode, backbone, "<weights file>")
         # timm: pre-logits width (mobilenetv3 and others have a head projection beyond num_features)
         self.head = nn.Linear(getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features, 1)
         if mode == "probe":
             self.backbone.requires_grad_(False)
             self.backbone.eval()
+
+    def run_name(self) -> str:
+        """How warnings name this model: ``TimmDetector --mode probe``."""
+        return f"TimmDetector --mode {self.mode}"
 
     @classmethod
     def preprocess_cfg(cls, kwargs: dict[str, Any]) -> Preprocess:
