@@ -15,6 +15,21 @@ def _version(module: str) -> str:
         return f"not importable ({type(e).__name__}: {e})"
 
 
+RESULT_PACKAGES = (("torch", "torch"), ("torchvision", "torchvision"), ("timm", "timm"), ("pillow", "PIL"))
+
+
+def versions() -> dict[str, str]:
+    """The versions that a result file records: aigbench, Python and the packages that shape its
+    numbers (only those already imported are looked up, so this costs nothing)."""
+    from aigbench import __version__
+
+    out = {"aigbench": __version__, "python": sys.version.split()[0]}
+    for name, module in RESULT_PACKAGES:
+        mod = sys.modules.get(module)
+        out[name] = str(getattr(mod, "__version__", "not imported")) if mod is not None else "not imported"
+    return out
+
+
 def collect_env() -> dict[str, str]:
     from aigbench import __version__
 

@@ -86,9 +86,9 @@ def test_validation_and_test_see_the_chain_and_record_it(project):
     assert config["eval_perturb"] == "jpeg:30"
     script(project, "test.py", "--output_dir", "run", "--device", "cpu")  # inherits the run's chain
     res = project / "run" / "test" / "checkpoint-best" / "cifake"
-    metrics = json.loads((res / "metrics.json").read_text())
+    metrics = json.loads((res.with_name("cifake+perturb_jpeg-30") / "metrics.json").read_text())  # beside the raw
     assert metrics["eval_perturb"] == "jpeg:30"
-    perturbed = scores(res / "predictions.csv")
+    perturbed = scores(res.with_name("cifake+perturb_jpeg-30") / "predictions.csv")
     script(project, "test.py", "--output_dir", "run", "--device", "cpu", "--eval_perturb", "")
     clean = scores(res / "predictions.csv")
     assert json.loads((res / "metrics.json").read_text())["eval_perturb"] is None

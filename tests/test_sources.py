@@ -77,7 +77,8 @@ def test_format_alignment_reencodes_every_evaluation_image_first(tmp_path):
         ConstantModel(), {"set": build_loader(ds, 8, False)}, DistContext(torch.device("cpu")), tmp_path / "out"
     )
     assert res["set"]["align_format"] == "jpeg:96"
-    assert json.loads((tmp_path / "out" / "set" / "metrics.json").read_text())["align_format"] == "jpeg:96"
+    aligned = tmp_path / "out" / "set+align_jpeg-96" / "metrics.json"  # beside the raw result, never over it
+    assert json.loads(aligned.read_text())["align_format"] == "jpeg:96"
     for bad in ("png", "jpeg:0", "jpeg:x", "gif:50"):
         with pytest.raises(ValueError, match="--align_format"):
             FormatAlign(bad)
@@ -213,10 +214,11 @@ def test_parquet_through_train_test_and_robustness_scripts(project, tmp_path):
     test_map = tmp_path / "tests.json"
     test_map.write_text(json.dumps({"cf_test": str(f)}))
     script(project, "test.py", "--test_data_json", str(test_map), *common)
-    m = json.loads((out / "test" / "checkpoint-best" / "cf_test" / "metrics.json").read_text())
+    result = out / "test" / "checkpoint-best" / "cf_test+align_jpeg-96"  # aligned: beside the raw result
+    m = json.loads((result / "metrics.json").read_text())
     assert m["metrics"]["n"] == 4 and m["align_format"] == "jpeg:96"
     assert set(m["per_generator"]) == {"sdxl", "dalle3"}
-    with open(out / "test" / "checkpoint-best" / "cf_test" / "predictions.csv") as fh:
+    with open(result / "predictions.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert all("#" in r["path"] for r in rows) and {r["generator"] for r in rows} == {"", "sdxl", "dalle3"}
     script(project, "test_robust.py", "--test_data_json", str(test_map), *common)
@@ -468,7 +470,8 @@ def test_one_labelled_set_split_into_train_val_and_test_like_aiornot(project, tm
     with open(out / "val_split.csv") as fh:
         rows = list(csv.DictReader(fh))
     counts = {k: sum(r["split"] == k for r in rows) for k in ("train", "val", "test")}
-    assert sum(counts.values()) == 56 and counts["test"] == 12 and counts["val"] == 4  # stratified by label x generator
+    # stratified by label x generator; both fractions of the whole (0.1 of 56 rows, not of the 44 left by test)
+    assert sum(counts.values()) == 56 and counts["test"] == 12 and counts["val"] == 5
     assert len({r["path"] for r in rows}) == 56
     last = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
     assert last["test_heldout_n"] == 12
@@ -491,7 +494,7 @@ def test_review_fixes_for_real_trees_and_tables(tmp_path, monkeypatch, aigbench_
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from aigbench.engine.build import write_split_csv
+    from aigbench.datasets.splits import write_split_csv
 
     # validation/ is a split folder, as val/ is
     fill(tmp_path / "t" / "validation" / "0_real", cifake_files("test", "REAL", 2))

@@ -14,8 +14,8 @@ from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_sco
 
 from aigbench.datasets.dataset import ImageDataset, build_loader, check_skipped, model_input
 from aigbench.datasets.layouts import DatasetError, load_samples
+from aigbench.datasets.splits import split_train_val
 from aigbench.datasets.transforms import ImageTransform
-from aigbench.engine.build import split_train_val
 from aigbench.engine.contract import OutputContractError, validate_output
 from aigbench.engine.dist import DistContext
 from aigbench.engine.evaluate import format_score, score_predictions

@@ -77,7 +77,9 @@ def test_zoo_model_trains_through_its_script(zoo_project, small_subsets, key):
     flags = ["--image_size", "32", "--resize_mode", "resize", "--batch_size", "32", "--epochs", "1", *SMALL[key]]
     data = small_subsets  # 80 training images: the workflow, not the accuracy, is under test
     run(["sh", f"train_{key}.sh", *data_flags(data), *flags], cwd=zoo_project, env={"PYTHON": sys.executable})
-    metrics = json.loads((out / "test" / "checkpoint-0" / "test" / "metrics.json").read_text())["metrics"]
+    # AI-GenBench's scripts evaluate through --eval_perturb aigenbench:1: their result sits in test+perturb_...
+    result = next((out / "test" / "checkpoint-0").glob("test*/metrics.json"))
+    metrics = json.loads(result.read_text())["metrics"]
     assert metrics["n"] == 50
     if key == "aigenbench_RN50_clip_probe":  # its robustness script sweeps the clean test images
         run(
@@ -93,6 +95,13 @@ def test_zoo_model_trains_through_its_script(zoo_project, small_subsets, key):
             env={"PYTHON": sys.executable},
         )
         assert (out / "robustness" / "checkpoint-0" / "robustness.csv").is_file()
+    if key in ("timm_tune", "pca_lr", "npr", "commfor_vit"):  # tested as trained: 32 px, its own flags
+        sets = data_json(data, zoo_project)
+        run(["sh", f"test_{key}.sh", "--test_data_json", str(sets), "--checkpoint", "last", "--no_progress"],
+            cwd=zoo_project, env={"PYTHON": sys.executable})  # fmt: skip
+        tested = json.loads(next((out / "test" / "checkpoint-0").glob("test*/metrics.json")).read_text())
+        assert tested["provenance"]["preprocess"]["input_size"] == 32 and not tested["differs_from_training"]
+        assert tested["metrics"]["auroc"] == pytest.approx(metrics["auroc"], abs=1e-6)
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == zoo_entries("model_zoo")[key]["model"]
     assert torch.load(out / "checkpoint-0.pth", weights_only=True)["epoch"] == 0

@@ -38,16 +38,18 @@ class ImageDataset(Dataset):
         name: str = "",
         substitute: bool = False,
         cache: Optional[DecodedCache] = None,
+        provenance: Optional[dict[str, Any]] = None,
     ) -> None:
         self.samples = SampleTable.of(samples)  # flat arrays: forked workers do not copy them
         self.transform = transform
         self.name = name
         self.substitute = substitute
         self.cache = cache  # --cache_decoded: pixels decoded once, shared by every worker
+        self.provenance = provenance  # where the samples came from (datasets.provenance), for results
 
     def view(self, transform: ImageTransform) -> ImageDataset:
         """The same samples through another transform (a robustness point); ``self`` is unchanged."""
-        return ImageDataset(self.samples, transform, self.name, self.substitute, self.cache)
+        return ImageDataset(self.samples, transform, self.name, self.substitute, self.cache, self.provenance)
 
     def decode(self, index: int) -> Optional[np.ndarray]:
         """The RGB uint8 pixels of sample ``index`` (from the decoded cache when there is one),

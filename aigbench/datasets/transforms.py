@@ -171,6 +171,7 @@ class ImageTransform:
         self.resize_mode = resize_mode
         self.image_size = image_size
         self.crops = crops if resize_mode == "multicrop" else 0
+        self.interpolation, self.crop_pct, self.pad_mode = interpolation, crop_pct, pad_mode
         self.normalizer = normalizer or Normalizer()
         self.augment = augment
         self.align = align  # e.g. FormatAlign("jpeg:96"): applied first, before anything else

@@ -7,15 +7,20 @@ model's ``__init__`` parameters are added as flags and the full command line is 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from aigbench.datasets.layouts import DEFAULT_MAX_SKIP_RATIO, DEMO_ALIAS
 from aigbench.datasets.preprocess import RESIZE_MODES, preprocess_from_args
+from aigbench.engine.contract import ForwardSignatureError, check_forward_signature
 from aigbench.errors import ConfigError
 from aigbench.flags import add_signature_flags
+
+log = logging.getLogger("aigbench")
 
 DEFAULT_MODEL = "MyModel"
 # Flags that test.py / test_robust.py take from the run's config.json (with the model's own
@@ -26,6 +31,7 @@ REBUILD_FLAGS = (
     "resize_mode",
     "interpolation",
     "crop_pct",
+    "pad_mode",
     "align_format",
     "eval_crop",
     "eval_crops",
@@ -33,6 +39,128 @@ REBUILD_FLAGS = (
 )
 # Framework flags that a model's __init__ may take as parameters (and so receive their values).
 SHARED_WITH_MODELS = ("image_size", "pretrained_path")
+
+
+BENCO, COMMFOR, AIGENBENCH, NOTEBOOKS = (
+    "IMDL-BenCo",
+    "Community Forensics",
+    "AI-GenBench's Lightning trainer",
+    "aiornot / CIFAKE notebooks",
+)
+_TORCHRUN = "torchrun --nproc_per_node N train.py ... (aigbench reads WORLD_SIZE, RANK and LOCAL_RANK from it)"
+# Flags of other tools: name -> (tools, the aigbench flag that does it or "" for none, how / why).
+# An unknown flag on the command line is looked up here first (docs/migrating.md has the tables).
+FOREIGN_FLAGS: dict[str, tuple[str, str, str]] = {
+    "world_size": (BENCO, "", f"the number of processes is torchrun's: {_TORCHRUN}"),
+    "local_rank": (BENCO, "", f"torchrun sets LOCAL_RANK: {_TORCHRUN}"),
+    "dist_url": (BENCO, "", "processes meet through torchrun's env:// rendezvous; train_slurm.sh runs several nodes"),
+    "dist_on_itp": (
+        BENCO,
+        "",
+        "processes meet through torchrun's env:// rendezvous; train_slurm.sh runs several nodes",
+    ),
+    "if_resizing": (BENCO, "--resize_mode resize", "squashes every image to --image_size (default: the model's own)"),
+    "if_padding": (
+        BENCO,
+        "--resize_mode crop",
+        "keeps the pixels unresized: images smaller than --image_size are zero-padded (--pad_mode constant), "
+        "larger ones cropped; --eval_crop full evaluates each image whole, at its own size",
+    ),
+    "edge_mask_width": (BENCO, "", "detection data has one label per image and no masks to draw edges from"),
+    "if_predict_label": (BENCO, "", "every aigbench model predicts the image label (pred_label); there are no masks"),
+    "log_per_epoch_count": (BENCO, "--log_every", "steps between TensorBoard training scalars (not a count per epoch)"),
+    "find_unused_parameters": (
+        BENCO,
+        "",
+        "DDP runs with find_unused_parameters=False: freeze what the loss does not use (requires_grad_(False)) "
+        "or use it in the loss",
+    ),
+    "no_model_eval": (BENCO, "", "evaluation always runs the model in eval() mode"),
+    "if_not_amp": (BENCO, "--no-amp", "mixed precision is on by default on CUDA and always off on the CPU"),
+    "blr": (BENCO, "--lr", "the peak learning rate itself; aigbench does not scale it by the batch size"),
+    "start_epoch": (BENCO, "--resume", "--resume PATH or --resume auto continues from the checkpoint's epoch"),
+    "test_batch_size": (BENCO, "--batch_size", "test.py and test_robust.py take their own --batch_size"),
+    "log_dir": (BENCO, "--output_dir", "TensorBoard events go to <output_dir>/tensorboard"),
+    "pin_mem": (BENCO, "", "memory is pinned whenever CUDA is available"),
+    "no_pin_mem": (BENCO, "", "memory is pinned whenever CUDA is available"),
+    "checkpoint_path": (
+        BENCO,
+        "--checkpoint",
+        "test.py --output_dir RUN --checkpoint best|last|all|N|PATH tests a run's checkpoints; to train from "
+        "saved weights use --init_from CHECKPOINT (--pretrained_path for backbone weights), to continue a run "
+        "--resume",
+    ),
+    "test_data_json": (BENCO, "--test_data_path", "train.py takes the JSON {name: path} file of test sets there"),
+    "test_data_path": (
+        BENCO,
+        "--test_data_json",
+        "test.py and test_robust.py read a JSON {name: path} file or one dataset path from it",
+    ),
+    "additional_train_data": (
+        COMMFOR,
+        "--data_path",
+        "list every source there: --data_path main:1,extra:1 draws each in proportion to its weight "
+        "(--balance label|generator evens the classes or generators)",
+    ),
+    "warmup_frac": (COMMFOR, "--warmup_fraction", "linear warm-up as a fraction of all steps"),
+    "val_frac": (COMMFOR, "--val_split", "hold out this fraction of the training data, stratified and seeded"),
+    "trainer.max_epochs": (AIGENBENCH, "--epochs", ""),
+    "trainer.devices": (AIGENBENCH, "", f"processes are torchrun's: {_TORCHRUN}"),
+    "trainer.num_nodes": (AIGENBENCH, "", "several nodes: train_slurm.sh (torchrun on each node)"),
+    "trainer.precision": (AIGENBENCH, "--amp", "--amp/--no-amp: bfloat16 where the GPU has it, else float16"),
+    "trainer.gradient_clip_val": (AIGENBENCH, "--clip_grad", "the gradients' total norm (AI-GenBench: 1)"),
+    "trainer.accumulate_grad_batches": (AIGENBENCH, "--accum_iter", ""),
+    "trainer.check_val_every_n_epoch": (
+        AIGENBENCH,
+        "",
+        "validation runs every epoch (it selects checkpoint-best.pth); --test_period N spaces the test sets",
+    ),
+    "trainer.default_root_dir": (AIGENBENCH, "--output_dir", ""),
+    "seed_everything": (AIGENBENCH, "--seed", ""),
+    "ckpt_path": (AIGENBENCH, "--resume", "--resume PATH or --resume auto"),
+    "config": (
+        AIGENBENCH,
+        "",
+        "flags go on the command line, not in a YAML file: `bench init model_zoo` writes train_aigenbench_*.sh "
+        "with AI-GenBench's recipe",
+    ),
+    "validation_split": (NOTEBOOKS, "--val_split", "a held-out fraction of the training data, stratified and seeded"),
+    "test_size": (NOTEBOOKS, "--test_split", "a held-out test fraction of the training data, stratified and seeded"),
+    "test_frac": (NOTEBOOKS, "--test_split", "a held-out test fraction of the training data, stratified and seeded"),
+    "img_size": (NOTEBOOKS, "--image_size", ""),
+    "input_size": (NOTEBOOKS, "--image_size", ""),
+    "learning_rate": (NOTEBOOKS, "--lr", ""),
+    "num_epochs": (NOTEBOOKS, "--epochs", ""),
+    "max_epochs": (NOTEBOOKS, "--epochs", ""),
+    "workers": (NOTEBOOKS, "--num_workers", ""),
+    "fp16": (NOTEBOOKS, "--amp", "mixed precision is on by default on CUDA (--no-amp turns it off)"),
+    "mixed_precision": (NOTEBOOKS, "--amp", "mixed precision is on by default on CUDA (--no-amp turns it off)"),
+    "weights": (NOTEBOOKS, "--pretrained_path", "a local weight file; nothing is downloaded"),
+    "pretrained": (NOTEBOOKS, "--pretrained_path", "a local weight file; nothing is downloaded"),
+    "gpus": (NOTEBOOKS, "--device", f"--device cuda:N picks one GPU; several: {_TORCHRUN}"),
+    "gpu": (NOTEBOOKS, "--device", f"--device cuda:N picks one GPU; several: {_TORCHRUN}"),
+    "grad_clip": (NOTEBOOKS, "--clip_grad", ""),
+    "max_grad_norm": (NOTEBOOKS, "--clip_grad", ""),
+    "warmup_ratio": (NOTEBOOKS, "--warmup_fraction", ""),
+}
+
+
+def suggest_flag(parser: argparse.ArgumentParser, flag: str) -> str:
+    """One line about an unknown ``flag``: the aigbench flag that does what another tool's flag
+    of that name does (:data:`FOREIGN_FLAGS`), why there is none, or the closest flag of ``parser``."""
+    name = flag.split("=", 1)[0]
+    options = sorted({s for a in parser._actions for s in a.option_strings if s.startswith("--")})
+    entry = FOREIGN_FLAGS.get(name.lstrip("-").replace("-", "_").lower())
+    if entry is not None:
+        tools, use, note = entry
+        if use and use.split()[0] in options:
+            return f"{name} ({tools}): did you mean {use}?" + (f" {note[:1].upper()}{note[1:]}" if note else "")
+        where = "this script has" if use else "aigbench has"
+        return f"{name} ({tools}): {where} no such flag; {note or f'see {use}'}"
+    close = difflib.get_close_matches(name, options, n=2, cutoff=0.7)
+    if close:
+        return f"{name}: did you mean {' or '.join(close)}?"
+    return f"{name}: not a flag of this script; --help lists them all (docs/migrating.md maps other tools' flags)"
 
 
 def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -56,9 +184,17 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--interpolation",
         choices=["nearest", "bilinear", "bicubic", "area", "lanczos"],
         default=None,
-        help="interpolation when enlarging; shrinking is antialiased (area) except with nearest (default: the model's)",
+        help="Pillow's resampling filter, as torchvision on PIL images (antialiased when shrinking; default: the "
+        "model's)",
     )
     g.add_argument("--crop_pct", type=float, default=None, help="crop fraction of --resize_mode resize_crop")
+    g.add_argument(
+        "--pad_mode",
+        choices=["constant", "reflect"],
+        default=None,
+        help="images smaller than a crop: zero-padded as torchvision's CenterCrop (constant) or mirrored "
+        "(default: the model's, constant)",
+    )
     g.add_argument(
         "--eval_crop",
         choices=["resize", "center_crop", "multicrop", "full"],
@@ -210,13 +346,15 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
         default=0.0,
         metavar="FRACTION",
         help="also hold out this fraction of the training data as a test set 'heldout' (stratified, seeded, "
-        "in val_split.csv; test it again with --test_data_path <output_dir>/val_split.csv)",
+        "in val_split.csv; test it again with --test_data_path <output_dir>/val_split.csv). --val_split and "
+        "--test_split are both fractions of the whole; copies of an image stay in one split",
     )
     g.add_argument(
         "--test_data_path",
-        default=DEMO_ALIAS,
+        default="auto",
         help="test data, reported only, never used for selection: a dataset path (its test/ folder when it "
-        "has one) or a JSON {name: path} file",
+        "has one) or a JSON {name: path} file; auto: the test/ split of --data_path when it has one, else no "
+        "test set; '' or none: no test set",
     )
     g.add_argument(
         "--train_crop",
@@ -406,6 +544,10 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
         model_cls = MODELS.get(model_name)
     except KeyError as e:
         parser.error(f"--model: {e.args[0]}")
+    try:  # before any data is read: a forward the loop cannot call stops here
+        check_forward_signature(model_cls)
+    except ForwardSignatureError as e:
+        parser.error(f"--model {model_name}: {e}")
     parser.set_defaults(model=model_name)
     names = add_signature_flags(
         parser, model_cls, f"{model_name} parameters (from its __init__)", shareable=SHARED_WITH_MODELS
@@ -416,7 +558,12 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
             rebuilt = [k for k in rebuilt if k != "eval_perturb"]
         parser.set_defaults(**{k: config[k] for k in rebuilt})
         parser.set_defaults(rebuilt_from=str(Path(known.output_dir) / "config.json"))
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        flags = [a for a in unknown if a.startswith("-") and not a.lstrip("-").replace(".", "").isdigit()]
+        parser.error(
+            f"unrecognized arguments: {' '.join(unknown)}" + "".join(f"\n  {suggest_flag(parser, f)}" for f in flags)
+        )
     from aigbench.metrics import METRIC_NAMES
 
     if hasattr(args, "best_metric") and args.best_metric not in METRIC_NAMES:
@@ -449,6 +596,24 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
         parser.error(f"--max_skip_ratio must be in [0, 1], got {args.max_skip_ratio}")
     cfg = preprocess_from_args(model_cls, args)
     args.image_size, args.resize_mode = cfg.input_size, cfg.resize_mode
-    args.interpolation, args.crop_pct = cfg.interpolation, cfg.crop_pct
+    args.interpolation, args.crop_pct, args.pad_mode = cfg.interpolation, cfg.crop_pct, cfg.pad_mode
     args.preprocess = cfg.as_dict()
+    if config:
+        args.differs_from_training = differs_from_training(args, config, (*names, *REBUILD_FLAGS))
     return args
+
+
+def differs_from_training(args: argparse.Namespace, config: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """The model and preprocessing flags whose values differ from those the run was trained with
+    (its ``config.json``), each ``{"trained": ..., "now": ...}``; named on the terminal too."""
+    out = {}
+    for k in keys:
+        if k in config and hasattr(args, k) and getattr(args, k) != config[k]:
+            out[k] = {"trained": config[k], "now": getattr(args, k)}
+    if out:
+        log.warning(
+            "testing with flags that differ from training (%s): %s; the result records them",
+            Path(args.output_dir) / "config.json",
+            ", ".join(f"--{k} {v['now']} (trained with {v['trained']})" for k, v in out.items()),
+        )
+    return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import inspect
 import json
@@ -11,7 +10,6 @@ import logging
 import os
 import sys
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -25,24 +23,31 @@ from aigbench.datasets.dataset import ImageDataset, build_loader
 from aigbench.datasets.layouts import (
     DEMO_ALIAS,
     DatasetError,
+    FolderLayout,
     Sample,
+    available_splits,
+    check_label_folders,
+    detect_layout,
     filter_generators,
     load_samples,
     parse_generators,
     parse_label_map,
+    resolve_path,
     split_layout,
 )
 from aigbench.datasets.preprocess import Preprocess, preprocess_from_args
+from aigbench.datasets.provenance import data_provenance
 from aigbench.datasets.rsa import RandomStateAugmentation, parse_rsa_ops
 from aigbench.datasets.sampling import describe_mix, parse_sources, sample_weights
+from aigbench.datasets.splits import split_indices, split_three, split_train_val, write_split_csv  # noqa: F401
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.checkpoint import load_checkpoint, load_model_weights, with_frozen_weights
 from aigbench.engine.dist import DistContext
-from aigbench.engine.loggers import atomic_open, safe_name
+from aigbench.engine.loggers import safe_name
 from aigbench.errors import ConfigError
 from aigbench.flags import kwargs_from_args
 from aigbench.imageops import FormatAlign
-from aigbench.registry import MODELS
+from aigbench.registry import LAYOUTS, MODELS
 
 log = logging.getLogger("aigbench")
 
@@ -54,6 +59,9 @@ def model_class(args: argparse.Namespace) -> type:
 def build_model(args: argparse.Namespace, ctx: DistContext, ddp: bool = True) -> torch.nn.Module:
     """Instantiate ``--model`` with its flags, load ``--pretrained_path``, move it, wrap in DDP."""
     cls = model_class(args)
+    from aigbench.engine.contract import check_forward_signature  # forward(image, label, ...) callable?
+
+    check_forward_signature(cls)
     model = cls(**kwargs_from_args(cls, args))
     pretrained = getattr(args, "pretrained_path", "")
     # A model whose __init__ takes pretrained_path loads its own (e.g. official) weights.
@@ -102,13 +110,16 @@ def use_channels_last(args: argparse.Namespace, ctx: DistContext) -> bool:
     return preprocess_from_args(model_class(args), args).input_size >= CHANNELS_LAST_CPU_MIN_SIZE
 
 
-def model_info(model: torch.nn.Module) -> dict[str, Any]:
+def model_info(model: torch.nn.Module, args: Optional[argparse.Namespace] = None) -> dict[str, Any]:
     """What results should say about the model: ``pretrained`` where the model declares it
-    (a probe on random features says ``false``)."""
+    (a probe on random features says ``false``), and, for a test of a trained run, the flags
+    given that differ from those it was trained with (``differs_from_training``)."""
     inner = model.module if hasattr(model, "module") else model
     info: dict[str, Any] = {"model": type(inner).__name__}
     if isinstance(getattr(inner, "pretrained", None), bool):
         info["pretrained"] = inner.pretrained
+    if args is not None and hasattr(args, "differs_from_training"):
+        info["differs_from_training"] = args.differs_from_training
     return info
 
 
@@ -186,9 +197,15 @@ def load_data(args: argparse.Namespace, spec: str, split: str, select: bool = Tr
     (:func:`~aigbench.datasets.layouts.filter_generators`)."""
     labels = parse_label_map(getattr(args, "label_map", ""))
     out: list[Sample] = []
+    folders: list[Path] = []
     for source, _ in parse_sources(spec):
         path, layout = split_layout(source, args.layout)
         out += load_samples(path, split, layout, labels)
+        root = resolve_path(path)
+        if issubclass(LAYOUTS.get(layouts_of(args, source)[0]), FolderLayout):
+            folders.append(root)
+    if labels and folders and len(folders) == len(parse_sources(spec)):  # folder names give the labels
+        check_label_folders(out, folders, labels)
     include = parse_generators(getattr(args, "generators", ""))
     exclude = parse_generators(getattr(args, "exclude_generators", ""))
     if select and (include or exclude):
@@ -199,41 +216,6 @@ def load_data(args: argparse.Namespace, spec: str, split: str, select: bool = Tr
 
 
 # ---- training and validation data ------------------------------------------------------------
-
-
-def split_train_val(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """A seeded split stratified by (label, generator): each group gives ``round(fraction * n)``
-    of its images (at least one when it has two or more) to validation."""
-    train_idx, val_idx = split_indices(samples, fraction, seed)
-    return [samples[i] for i in train_idx], [samples[i] for i in val_idx]
-
-
-def split_indices(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """The positions of :func:`split_train_val`'s two parts, each in the original order."""
-    groups: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for i, s in enumerate(samples):
-        groups[(s.label, s.generator)].append(i)
-    rng = np.random.default_rng(seed)
-    val_idx: set[int] = set()
-    for key in sorted(groups):
-        idx = np.array(groups[key])
-        n_val = int(round(fraction * len(idx)))
-        if len(idx) >= 2:
-            n_val = min(max(n_val, 1), len(idx) - 1)
-        val_idx.update(rng.permutation(idx)[:n_val].tolist())
-    return [i for i in range(len(samples)) if i not in val_idx], sorted(val_idx)
-
-
-def write_split_csv(path: Path, train: Sequence[Sample], val: Sequence[Sample], test: Sequence[Sample] = ()) -> None:
-    """``val_split.csv``: path, label, generator, category, split (train / val / test); with the
-    seed it reproduces the split, and it is itself a ``CsvList``: ``--test_data_path
-    <output_dir>/val_split.csv`` tests the held-out rows again."""
-    with atomic_open(path) as f:
-        w = csv.writer(f)
-        w.writerow(["path", "label", "generator", "category", "split"])
-        for part, rows in (("train", train), ("val", val), ("test", test)):
-            for s in rows:
-                w.writerow([os.path.abspath(s.path), s.label, s.generator, s.category, part])
 
 
 def check_two_classes(samples: Sequence[Sample], where: str, allow_one_class: bool) -> None:
@@ -268,11 +250,27 @@ class TrainData:
     heldout: dict[str, DataLoader] = field(default_factory=dict)  # --test_split: {"heldout": loader}
 
 
+def layouts_of(args: argparse.Namespace, spec: str) -> list[str]:
+    """The layout of each source of ``spec`` (detected under ``--layout auto``)."""
+    labels = parse_label_map(getattr(args, "label_map", ""))
+    out = []
+    for source, _ in parse_sources(spec):
+        path, layout = split_layout(source, getattr(args, "layout", "auto"))
+        out.append(detect_layout(resolve_path(path), labels) if layout == "auto" else layout)
+    return out
+
+
 def make_dataset(
-    args: argparse.Namespace, samples: Sequence[Sample], transform: ImageTransform, name: str, substitute: bool = False
+    args: argparse.Namespace,
+    samples: Sequence[Sample],
+    transform: ImageTransform,
+    name: str,
+    substitute: bool = False,
+    source: Optional[tuple[str, Optional[str]]] = None,
 ) -> ImageDataset:
     """An :class:`ImageDataset`, with its pixels decoded once beforehand under ``--cache_decoded``
-    (``disk``: in ``<output_dir>/cache/``)."""
+    (``disk``: in ``<output_dir>/cache/``). ``source`` ``(spec, split)``: where the samples were
+    read, recorded as the dataset's provenance."""
     from aigbench.datasets.cache import build_cache
 
     mode = getattr(args, "cache_decoded", "none")
@@ -286,7 +284,10 @@ def make_dataset(
         cache = build_cache(samples, mode, folder, name)
         if shared and builder:
             torch.distributed.barrier()
-    return ImageDataset(samples, transform, name, substitute=substitute, cache=cache)
+    provenance = None
+    if source is not None:
+        provenance = data_provenance(source[0], source[1], samples, layouts_of(args, source[0]))
+    return ImageDataset(samples, transform, name, substitute=substitute, cache=cache, provenance=provenance)
 
 
 def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
@@ -306,21 +307,26 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
         source_of += [k] * len(part)
     heldout: list[Sample] = []
     test_split = getattr(args, "test_split", 0.0)
-    if test_split:  # the aiornot recipe: one labelled set split into train / val / test
-        rest_idx, test_idx = split_indices(samples, test_split, args.seed + 1)
-        heldout = [samples[i] for i in test_idx]
-        samples, source_of = [samples[i] for i in rest_idx], [source_of[i] for i in rest_idx]
-        log.info(
-            "test: %d held-out training images (--test_split %g, stratified, seed %d; val_split.csv)",
-            len(heldout),
-            test_split,
-            args.seed + 1,
-        )
     val_samples: list[Sample] = []
     val_split = getattr(args, "val_split", 0.0)
+    if getattr(args, "val_data_path", "") and val_split:
+        raise DatasetError("give --val_data_path or --val_split, not both")
+    if test_split or val_split:  # the aiornot recipe: one labelled set split into train / val / test
+        train_idx, val_idx, test_idx = split_three(samples, val_split, test_split, args.seed)
+        heldout, val_samples = [samples[i] for i in test_idx], [samples[i] for i in val_idx]
+        samples, source_of = [samples[i] for i in train_idx], [source_of[i] for i in train_idx]
+        log.info(
+            "splits of %s: %d train, %d val (--val_split %g), %d test (--test_split %g) images; of the whole, "
+            "stratified by label and generator, copies kept together, seeded %d; val_split.csv",
+            args.data_path,
+            len(samples),
+            len(val_samples),
+            val_split,
+            len(heldout),
+            test_split,
+            args.seed,
+        )
     if getattr(args, "val_data_path", ""):
-        if val_split:
-            raise DatasetError("give --val_data_path or --val_split, not both")
         val_samples = load_data(args, args.val_data_path, "val")
         warn_overlap(samples, val_samples, "the training and validation data")
         if len({s.label for s in val_samples}) < 2:
@@ -328,24 +334,15 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
                 f"--val_data_path {args.val_data_path}: the validation data holds one class only; selection on it "
                 "would rank checkpoints by one class's recall. Give validation data with real and fake images"
             )
-    elif val_split:
-        train_idx, val_idx = split_indices(samples, val_split, args.seed)
-        val_samples = [samples[i] for i in val_idx]
-        samples, source_of = [samples[i] for i in train_idx], [source_of[i] for i in train_idx]
-        log.info(
-            "validation: %d of the training images (--val_split %g, stratified by label and generator, seed %d; "
-            "val_split.csv)",
-            len(val_samples),
-            val_split,
-            args.seed,
-        )
-    else:
+    elif not val_split:
         log.info(
             "no validation data (--val_data_path or --val_split): no best checkpoint is selected and the last "
             "epoch is used; test sets are reported, never used for selection"
         )
     check_two_classes(samples, str(args.data_path), getattr(args, "allow_one_class", False))
-    train_ds = make_dataset(args, samples, build_transform(args, True), "train", substitute=True)
+    train_ds = make_dataset(
+        args, samples, build_transform(args, True), "train", substitute=True, source=(args.data_path, "train")
+    )
     if len(train_ds) < args.batch_size * ctx.world_size:
         raise DatasetError(
             f"{args.data_path}: {len(train_ds)} training images is fewer than one batch "
@@ -370,13 +367,14 @@ def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
     )
     val = None
     if val_samples:
-        val_ds = make_dataset(args, val_samples, build_transform(args, False), "val")
+        val_source = (args.val_data_path, "val") if getattr(args, "val_data_path", "") else (args.data_path, "train")
+        val_ds = make_dataset(args, val_samples, build_transform(args, False), "val", source=val_source)
         val = build_loader(val_ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed)
     if ctx.is_main and (val_split or heldout):
         write_split_csv(Path(args.output_dir) / "val_split.csv", samples, val_samples, heldout)
     loaders = {}
     if heldout:
-        ds = make_dataset(args, heldout, build_transform(args, False), "heldout")
+        ds = make_dataset(args, heldout, build_transform(args, False), "heldout", source=(args.data_path, "train"))
         loaders["heldout"] = build_loader(
             ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed
         )
@@ -530,16 +528,70 @@ def read_test_sets(spec: str) -> dict[str, str]:
     return {name: spec}
 
 
+NO_TEST = ("", "none")
+
+
+def own_test_sets(args: argparse.Namespace, data_path: str) -> dict[str, str]:
+    """``{name: source}`` for each source of ``data_path`` that holds a ``test/`` split of its own."""
+    labels = parse_label_map(getattr(args, "label_map", ""))
+    out: dict[str, str] = {}
+    for source, _ in parse_sources(data_path):
+        path, layout = split_layout(source, getattr(args, "layout", "auto"))
+        if "test" in available_splits(path, layout, labels):
+            out.update(read_test_sets(source))
+    return out
+
+
+def test_sets_of(args: argparse.Namespace, spec: Optional[str] = None) -> dict[str, str]:
+    """The test sets of a run, ``{name: path}``.
+
+    train.py (``spec`` None): ``--test_data_path``; ``auto`` (the default) is the ``test/`` split of
+    ``--data_path`` when it has one, else none; ``''`` or ``none`` is none. test.py and
+    test_robust.py (``spec``: ``--test_data_json``): the sets it lists, except that the untouched
+    demo list of ``bench init`` is never used for a run trained on other data: that run's own
+    ``test/`` split is, or the run stops and asks for a test set."""
+    if spec is None:
+        spec = str(args.test_data_path)
+        if spec.strip().lower() in NO_TEST:
+            log.info("no test set (--test_data_path %r)", spec)
+            return {}
+        if spec == "auto":
+            sets = own_test_sets(args, args.data_path)
+            log.info(
+                "test sets (--test_data_path auto): %s",
+                ", ".join(f"{k} = the test/ split of {v}" for k, v in sets.items()) or "none: --data_path has no test/",
+            )
+            return sets
+        return read_test_sets(spec)
+    from aigbench.engine.args import read_run_config
+
+    sets = read_test_sets(spec)
+    trained_on = str(read_run_config(args.output_dir).get("data_path", DEMO_ALIAS))
+    if set(sets.values()) == {DEMO_ALIAS} and DEMO_ALIAS not in trained_on:
+        own = own_test_sets(args, trained_on)
+        if not own:
+            raise DatasetError(
+                f"{spec} lists only the embedded demo, but this run was trained on {trained_on}, which has no test/ "
+                "split; name your test sets in that file (or pass --test_data_json FILE)"
+            )
+        log.warning(
+            "%s lists only the embedded demo; testing the run's own data instead: %s", spec, ", ".join(own.values())
+        )
+        return own
+    return sets
+
+
 def build_test_loaders(args: argparse.Namespace, ctx: DistContext, spec: Optional[str] = None) -> dict[str, DataLoader]:
-    """One evaluation loader per test set (its ``test`` split, else ``val``); every path is
-    checked before any work starts. ``--generators`` filters the test sets of test.py and
-    test_robust.py; in train.py it selects the training and validation data only, and the
-    test sets keep every generator (the cross-generator protocol tests on all of them)."""
-    sets = read_test_sets(spec or args.test_data_path)
+    """One evaluation loader per test set of :func:`test_sets_of` (its ``test`` split, else
+    ``val``); every path is checked before any work starts. ``--generators`` filters the test
+    sets of test.py and test_robust.py; in train.py it selects the training and validation data
+    only, and the test sets keep every generator (the cross-generator protocol tests on all of them)."""
+    sets = test_sets_of(args, spec)
     transform = build_transform(args, False)
     select = hasattr(args, "checkpoint")  # a test or robustness run
     datasets = {
-        name: make_dataset(args, load_data(args, path, "test", select), transform, name) for name, path in sets.items()
+        name: make_dataset(args, load_data(args, path, "test", select), transform, name, source=(path, "test"))
+        for name, path in sets.items()
     }
     return {
         name: build_loader(ds, eval_batch_size(args), False, args.num_workers, ctx.distributed, args.seed)

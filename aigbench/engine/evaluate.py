@@ -200,10 +200,12 @@ def record_predictions(
         **dict(extra or {}),
         **result,
     }
+    result["provenance"] = provenance(loader, result, results_dir)
+    result["notes"] = [*result["notes"], *((result["provenance"]["data"] or {}).get("notes") or [])]
     if not ctx.is_main:
         return result
     if results_dir is not None:
-        out = Path(results_dir) / name
+        out = Path(results_dir) / result_folder(name, result)
         write_json(out / "metrics.json", result)
         write_predictions(out / "predictions.csv", preds, loader)
     if logger is not None:
@@ -217,6 +219,68 @@ def record_predictions(
     if preds.skipped:
         log.warning("%s %s: skipped %d undecodable file(s)", prefix, name, len(preds.skipped))
     return result
+
+
+def result_folder(name: str, result: Mapping[str, Any]) -> str:
+    """The folder of a dataset's result: its name, or, for images re-encoded by ``--align_format``
+    or distorted by ``--eval_perturb``, a folder of their own beside the raw result
+    (``demo+align_jpeg-96``), so that neither overwrites the other."""
+    import re
+
+    parts = [name]
+    for key, tag in (("align_format", "align"), ("eval_perturb", "perturb")):
+        if result.get(key):
+            parts.append(f"{tag}_{re.sub(r'[^A-Za-z0-9.]+', '-', str(result[key])).strip('-')}")
+    return "+".join(parts)
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: each file hashed once
+
+
+def file_sha256(path: Union[str, os.PathLike]) -> str:
+    """sha256 of a file (remembered per path, size and modification time)."""
+    import hashlib
+
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+def provenance(
+    loader: DataLoader, result: Mapping[str, Any], results_dir: Optional[Union[str, os.PathLike]]
+) -> dict[str, Any]:
+    """What produced a result: the data (path, layout, folders read, counts, file-list hash), the
+    preprocessing applied, the checkpoint file and its sha256, the threshold and where it came
+    from, and the versions. The checkpoint is ``result["checkpoint"]`` beside the run's
+    ``test/<checkpoint>/`` or ``val/`` folder that ``results_dir`` is."""
+    from aigbench.datasets.provenance import preprocess_record
+    from aigbench.envinfo import versions
+
+    ckpt: dict[str, Any] = {"file": result.get("checkpoint")}
+    if result.get("checkpoint") and results_dir is not None:
+        for run in (Path(results_dir).parent, Path(results_dir).parent.parent):
+            path = run / str(result["checkpoint"])
+            if path.is_file():
+                ckpt = {"file": str(path.resolve()), "sha256": file_sha256(path)}
+                break
+    at = result.get("at_val_threshold")
+    return {
+        "data": getattr(loader.dataset, "provenance", None),
+        "preprocess": preprocess_record(loader.dataset.transform),
+        "checkpoint": ckpt,
+        "threshold": {
+            "value": result["metrics"]["threshold"],
+            "source": "--threshold (0.5 unless given); fake when score > threshold",
+            "validation": {k: at[k] for k in ("threshold", "rule", "source") if k in at} if at else None,
+        },
+        "versions": versions(),
+    }
 
 
 def log_batch_images(

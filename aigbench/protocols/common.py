@@ -68,7 +68,9 @@ def run_cell(
     passthrough: Sequence[str],
 ) -> Path:
     """Train (unless done) and test (unless done) one cell; returns its test ``metrics.json``."""
+    from aigbench.engine.args import read_run_config
     from aigbench.engine.checkpoint import pick_checkpoint
+    from aigbench.engine.evaluate import result_folder
 
     name = test_set_name(args.test_data_path)
     cell.mkdir(parents=True, exist_ok=True)
@@ -107,7 +109,7 @@ def run_cell(
         )
         write_json(cell / TRAIN_DONE, {"train_flags": list(train_flags), "passthrough": list(passthrough)})
     ckpt = pick_checkpoint(cell, "")
-    metrics = cell / "test" / ckpt.stem / name / "metrics.json"
+    metrics = cell / "test" / ckpt.stem / result_folder(name, read_run_config(str(cell))) / "metrics.json"
     if not metrics.is_file():
         _run(
             [
