@@ -88,10 +88,39 @@ def per_generator_metrics(
 
 PAIRINGS = {
     "own_reals": "each generator's fakes against the reals of its own folder (ForenSynths, GenImage)",
-    "pooled_reals": "each generator's fakes against all the reals of the dataset (UnivFD diffusion_datasets, "
-    "Synthbuster, Community Forensics, reals tagged ''); real:fake ratios then differ from generator to "
-    "generator, so compare balanced_acc, AUROC and AP across generators rather than accuracy",
+    "pooled_reals": "each generator's fakes against the dataset's reals that belong to no generator (real pools "
+    "such as UnivFD's imagenet/0_real, Synthbuster's RAISE, reals tagged ''; all reals when every real has a "
+    "generator); real:fake ratios then differ from generator to generator, which moves accuracy and AP (not "
+    "AUROC or balanced_acc), so compare balanced_acc and AUROC across generators",
 }
+
+
+def paired_selection(generators: Sequence[Optional[str]], labels: Sequence[float], members: Sequence[str]) -> Any:
+    """The one pairing rule of the per-generator metrics, the sliding-window groups and the
+    suites: a boolean mask of the images that score the fakes of ``members``. A generator whose
+    images include reals brings its own images (``own_reals``); a generator with fakes only brings
+    its fakes and the pooled reals: those of no generator that owns reals, i.e. real pools and
+    reals tagged ``""`` (all reals when there are none such) (``pooled_reals``)."""
+    gens = np.asarray([g or "" for g in generators], dtype=object)
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    owners = {g for g in set(gens) if g and ((gens == g) & (y == 1)).any() and ((gens == g) & (y == 0)).any()}
+    pool = (y == 0) & ~np.isin(gens, list(owners))
+    if not pool.any():
+        pool = y == 0
+    sel = np.zeros(y.shape, dtype=bool)
+    for g in members:
+        mask = gens == g
+        sel |= mask if g in owners else (mask & (y == 1)) | pool
+    return sel
+
+
+def pairing_of(generators: Sequence[Optional[str]], labels: Sequence[float], generator: str) -> str:
+    """``own_reals`` or ``pooled_reals``: how :func:`paired_selection` pairs ``generator``."""
+    gens = np.asarray([g or "" for g in generators], dtype=object)
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    return "own_reals" if ((gens == generator) & (y == 0)).any() else "pooled_reals"
+
+
 SUMMARY_METRICS = ("accuracy", "ap", "auroc")
 
 
@@ -104,10 +133,10 @@ def generator_breakdown(
     """Per-generator metrics, with the pairing of reals made explicit, and the field's summary rows.
 
     * A generator whose images include reals is scored on its own images (``own_reals``).
-    * A generator with fakes only is scored on its fakes plus **every real image of the
-      dataset** (``pooled_reals``): real pools such as ``imagenet/0_real`` or reals tagged
-      ``""`` are shared by all generators. A pool of reals alone is listed under
-      ``real_pools`` with its real accuracy, not as a generator.
+    * A generator with fakes only is scored on its fakes plus the **pooled reals**
+      (``pooled_reals``, :func:`paired_selection`): real pools such as ``imagenet/0_real`` or
+      reals tagged ``""``, shared by all fake-only generators. A pool of reals alone is listed
+      under ``real_pools`` with its real accuracy, not as a generator.
     * ``summary``: the mean over generators of accuracy, AP and AUROC (UnivFD's and
       AIGCDetectBenchmark's mAcc / mAP) and the worst generator for each.
     """
@@ -118,16 +147,11 @@ def generator_breakdown(
     names = sorted({g for g in gens if g})
     if not names:
         return out
-    reals = y == 0
     for g in names:
         mask = gens == g
-        n_fake = int((y[mask] == 1).sum())
-        if n_fake and (y[mask] == 0).any():
-            out["pairing"][g] = "own_reals"
-            out["per_generator"][g] = compute_metrics(y[mask], s[mask], threshold)
-        elif n_fake:
-            out["pairing"][g] = "pooled_reals"
-            sel = mask | reals
+        if (y[mask] == 1).any():
+            out["pairing"][g] = pairing_of(gens, y, g)
+            sel = paired_selection(gens, y, [g])
             out["per_generator"][g] = compute_metrics(y[sel], s[sel], threshold)
         else:
             m = compute_metrics(y[mask], s[mask], threshold)
@@ -195,14 +219,8 @@ def group_metrics(
     threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Metrics of the fakes of several generators taken together (a time window), each paired
-    with reals as :func:`generator_breakdown` pairs it: a generator with its own reals brings
-    those, a generator with fakes only brings the dataset's pooled reals (reals of no owner)."""
-    gens = np.asarray([g or "" for g in generators], dtype=object)
+    with reals by :func:`paired_selection`, the rule of the per-generator metrics."""
     y = np.asarray(labels, dtype=np.float64).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
-    owners = {g for g in set(gens) if g and ((gens == g) & (y == 1)).any() and ((gens == g) & (y == 0)).any()}
-    sel = np.zeros(y.shape, dtype=bool)
-    for g in members:
-        mask = gens == g
-        sel |= mask if g in owners else (mask & (y == 1)) | ((y == 0) & ~np.isin(gens, list(owners)))
+    sel = paired_selection(generators, y, members)
     return compute_metrics(y[sel], s[sel], threshold)
