@@ -64,3 +64,39 @@ def atomic_open(path: Union[str, os.PathLike]) -> Iterator[TextIO]:
 def write_json(path: Union[str, os.PathLike], obj: Any) -> None:
     with atomic_open(path) as f:
         f.write(json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: each file hashed once
+
+
+def file_sha256(path: Union[str, os.PathLike]) -> str:
+    """sha256 of a file (remembered per path, size and modification time)."""
+    import hashlib
+
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+def stale_result(metrics_path: Union[str, os.PathLike]) -> Union[str, None]:
+    """None when a ``metrics.json`` was computed from the checkpoint file that is there now (or
+    records none); else why it is stale: the checkpoint changed since (a later epoch became best,
+    a branch replaced it) or is gone."""
+    data = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
+    ckpt = (data.get("provenance") or {}).get("checkpoint") or {}
+    if not ckpt.get("sha256") or not ckpt.get("file"):
+        return None
+    if not Path(ckpt["file"]).is_file():
+        return f"{metrics_path}: its checkpoint {ckpt['file']} is gone; test the run again (python test.py ...)"
+    if file_sha256(ckpt["file"]) != ckpt["sha256"]:
+        return (
+            f"{metrics_path} was computed from an earlier {Path(ckpt['file']).name} (the file has changed since, e.g. "
+            "a later epoch became best); test the run again (python test.py ...)"
+        )
+    return None

@@ -3,6 +3,7 @@ GenImage-shaped tree built from cifake-mini."""
 
 import csv
 import json
+import shutil
 from datetime import date
 
 import cv2
@@ -105,6 +106,16 @@ def test_cross_generator_matrix_and_resume(project, genimage_tree):
     proc = script(project, "cross_generator.py", *args)
     assert "train train_" not in proc.stdout + proc.stderr and "test train_" not in proc.stdout + proc.stderr
     assert {p: p.stat().st_mtime for p in out.rglob("*.pth")} == before
+    # a rerun on other data into the same folder never reuses the cells of the first data
+    other = project / "other"
+    shutil.copytree(genimage_tree, other / genimage_tree.name)
+    next((other / genimage_tree.name / "ADM").rglob("*.PNG")).unlink()
+    moved = [str(other / genimage_tree.name) if a == str(genimage_tree) else a for a in args]
+    proc = script(project, "cross_generator.py", *moved, check=False)
+    assert proc.returncode != 0 and "data_path" in proc.stderr and "--force" in proc.stderr
+    script(project, "cross_generator.py", *moved, "--force")
+    cfg = json.loads((out / "train_ADM" / "config.json").read_text())
+    assert cfg["data_path"] == str(other / genimage_tree.name) and (out / "abandoned").is_dir()
 
 
 def test_sliding_windows_from_the_rendered_script(project, genimage_tree):
@@ -143,16 +154,27 @@ def test_sliding_windows_from_the_rendered_script(project, genimage_tree):
 
 
 def test_a_finished_cell_trained_with_other_flags_is_not_reused(tmp_path):
-    import argparse
-
-    from aigbench.protocols.common import TRAIN_DONE, ProtocolError, run_cell
+    from aigbench.protocols.common import TRAIN_DONE, ProtocolError, check_cell_key
 
     cell = tmp_path / "train_w0"
     cell.mkdir()
+    key = {"data_path": "/data/A", "train_flags": ["--generators", "a,b"], "aigbench_version": "0"}
+    (cell / TRAIN_DONE).write_text(json.dumps({"key": key}))
+    check_cell_key(cell, key, force=False)  # the same key: reused
+    with pytest.raises(ProtocolError, match=r"train_flags: \['--generators', 'a,b'\] -> .*--force"):
+        check_cell_key(cell, {**key, "train_flags": ["--generators", "a,b,c"]}, force=False)
     (cell / TRAIN_DONE).write_text(json.dumps({"train_flags": ["--generators", "a,b"], "passthrough": []}))
-    args = argparse.Namespace(test_data_path=str(tmp_path), layout="auto", label_map="")
-    with pytest.raises(ProtocolError, match="use another --output_dir"):
-        run_cell(cell, args, ["--generators", "a,b,c"], [])
+    with pytest.raises(ProtocolError, match="not recorded"):  # a cell of an earlier aigbench
+        check_cell_key(cell, key, force=False)
+    check_cell_key(cell, key, force=True)
+    assert not cell.exists() and (tmp_path / "abandoned" / "train_w0" / "train_w0" / TRAIN_DONE).is_file()
+
+
+def test_sliding_windows_refuse_generators():
+    from aigbench.protocols.windows import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--data_path", "d", "--test_data_path", "d", "--output_dir", "o", "--generators", "a"])
 
 
 def test_window_metrics_pair_each_generator_with_its_own_or_the_pooled_reals():

@@ -40,7 +40,8 @@ def test_sweep_runs_trials_as_run_folders_and_resumes(project, subsets):
         cfg = json.loads((out / f"trial_{t['number']}" / "config.json").read_text())
         assert cfg["width"] == int(t["width"]) and cfg["lr"] == pytest.approx(float(t["lr"]), rel=1e-5)
         log = [json.loads(x) for x in (out / f"trial_{t['number']}" / "log.jsonl").read_text().splitlines()]
-        assert float(t["value"]) == pytest.approx(log[-1]["val_auroc"])
+        best = [r for r in log if r["selected"]][-1]  # the epoch test.py tests, not the last one
+        assert float(t["value"]) == pytest.approx(best["val_auroc"])
     importance = json.loads((out / "importance.json").read_text())
     assert set(importance["importance"]) == {"lr", "width"}
     # the same command with more trials continues the study: the 3 finished trials are kept

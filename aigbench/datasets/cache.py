@@ -5,6 +5,10 @@ under ``<output_dir>/cache/``), with an offset and a shape per image: loader wor
 from the main process read the same pages, and no epoch decodes a JPEG again. This is the
 aiornot notebook's HDF5 preprocessing, for datasets that fit in memory or on the local disk.
 Augmentation and resizing still run per epoch on the decoded pixels.
+
+A disk cache is never stale: each entry is keyed by its file's path, size, modification time
+and a hash of its first and last 64 KiB (:func:`file_signature`); a cache whose files changed
+in any of these (a photo replaced in place, a broken file repaired) is decoded again.
 """
 
 from __future__ import annotations
@@ -24,6 +28,28 @@ from aigbench.engine.threads import affinity_cpus
 log = logging.getLogger("aigbench")
 
 CACHE_MODES = ("none", "ram", "disk")
+SIGNATURE_BLOCK = 1 << 16
+
+
+def file_signature(path: str) -> str:
+    """``size:mtime_ns:hash`` of the file that holds ``path`` (a table row's file), the hash of
+    its first and last :data:`SIGNATURE_BLOCK` bytes; ``missing`` when it cannot be read."""
+    import hashlib
+
+    from aigbench.datasets.layouts import ROW_PATH
+
+    m = ROW_PATH.match(path)
+    file = m.group("file") if m else path
+    try:
+        st = os.stat(file)
+        with open(file, "rb") as f:
+            head = f.read(SIGNATURE_BLOCK)
+            if st.st_size > SIGNATURE_BLOCK:
+                f.seek(max(SIGNATURE_BLOCK, st.st_size - SIGNATURE_BLOCK))
+            tail = f.read(SIGNATURE_BLOCK)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}:{hashlib.blake2b(head + tail, digest_size=16).hexdigest()}"
 
 
 class DecodedCache:
@@ -78,12 +104,23 @@ def build_cache(
             raise ValueError("--cache_decoded disk needs a folder (the run's output_dir)")
         base = Path(folder) / name
         index_file = base.with_suffix(".index.npz")
+        signatures = [file_signature(s.path) for s in samples]
         if index_file.is_file() and base.with_suffix(".u8").is_file():
             idx = np.load(index_file, allow_pickle=False)
-            if list(idx["paths"]) == [s.path for s in samples]:
+            same_files = list(idx["paths"]) == [s.path for s in samples]
+            stored = list(idx["signatures"]) if "signatures" in idx.files else []
+            changed = [s.path for s, a, b in zip(samples, signatures, stored) if a != b] if stored else ["(all)"]
+            if same_files and not changed:
                 buffer = np.memmap(base.with_suffix(".u8"), dtype=np.uint8, mode="r")
                 log.info("decoded cache %s: reused (%.1f MB)", base.with_suffix(".u8"), buffer.nbytes / 2**20)
                 return DecodedCache(buffer, idx["offsets"], idx["shapes"])
+            if same_files:
+                log.info(
+                    "decoded cache %s: %s file(s) changed since it was written (e.g. %s); decoding again",
+                    base.with_suffix(".u8"),
+                    len(changed),
+                    changed[0],
+                )
     shapes = np.zeros((len(samples), 2), dtype=np.int64)
     offsets = np.zeros(len(samples), dtype=np.int64)
     pieces: list[np.ndarray] = []
@@ -113,7 +150,13 @@ def build_cache(
         buffer: np.ndarray = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
     else:
         index_tmp = base.with_name(f".{base.name}.{os.getpid()}.index.npz")
-        np.savez(index_tmp, offsets=offsets, shapes=shapes, paths=np.array([s.path for s in samples]))
+        np.savez(
+            index_tmp,
+            offsets=offsets,
+            shapes=shapes,
+            paths=np.array([s.path for s in samples]),
+            signatures=np.array(signatures),
+        )
         os.replace(tmp, base.with_suffix(".u8"))  # complete files only, whoever wrote them
         os.replace(index_tmp, index_file)
         buffer = np.memmap(base.with_suffix(".u8"), dtype=np.uint8, mode="r") if total else np.zeros(0, np.uint8)

@@ -10,8 +10,11 @@ streaming, over files that need not fit in memory. With fewer files than readers
 split in contiguous runs instead.
 
 Every process yields the same number of batches (DDP steps stay in lockstep), each of them
-full. In training every reader reads an equal share of rows per epoch (a longer stream is cut,
-a shorter one goes round its rows again; the shard order changes each epoch). Evaluation reads
+full. In training every row is drawn once per epoch whatever the shard sizes: the shuffled
+files are laid end to end and cut into one contiguous run per reader, equal to a row (a reader
+reads its files in order, sharing at most the first and the last with a neighbour); only the
+last batch of a run is filled up with repeats of its own rows. The shard order changes each
+epoch. Evaluation reads
 every row: short streams are padded with repeats, and the predictions, gathered by dataset
 index with repeated indices kept once, count each image exactly once. Batches are dealt to
 workers in turn, as the ``DataLoader`` does; their count
@@ -103,14 +106,17 @@ class ShardBatchSampler(Sampler[list[int]]):
         """The rows each worker of process ``rank`` reads this epoch, in order (before padding)."""
         rank = self.rank if rank is None else rank
         files = self._files(np.random.default_rng([self.seed, self.epoch]) if self.train else None)
+        if self.train:  # every row once: the shuffled files end to end, one equal run per reader
+            runs = np.array_split(np.concatenate(files), self.world * self.workers)
+            return [np.asarray(r, dtype=np.int64) for r in runs[rank * self.workers : (rank + 1) * self.workers]]
         if len(files) >= self.world * self.workers:  # whole files for each process and each worker
             return _deal(files[rank :: self.world], self.workers)
         return [np.asarray(r, dtype=np.int64) for r in np.array_split(_deal(files, self.world)[rank], self.workers)]
 
     def _batches_per_worker(self) -> int:
-        """Training: an equal share of the rows for every reader (longer streams are cut this epoch,
-        shorter ones go round again), so the count is the same whatever the shuffled shard order;
-        evaluation: the longest stream, so that no row is left out."""
+        """Training: an equal share of the rows for every reader (runs differ by one row at most), so
+        the count is the same whatever the shuffled shard order; evaluation: the longest stream, so
+        that no row is left out."""
         if self.train:
             longest = math.ceil(len(self.shards) / (self.world * self.workers))
         else:

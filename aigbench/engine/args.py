@@ -19,8 +19,11 @@ from aigbench.datasets.preprocess import RESIZE_MODES, preprocess_from_args
 from aigbench.engine.contract import ForwardSignatureError, check_forward_signature
 from aigbench.errors import ConfigError
 from aigbench.flags import add_signature_flags
+from aigbench.metrics.binary import METRIC_NAMES
 
 log = logging.getLogger("aigbench")
+# --best_metric: the validation metrics (aigbench.metrics.METRIC_NAMES) and the validation loss
+METRIC_CHOICES = (*METRIC_NAMES, "val_loss")
 
 DEFAULT_MODEL = "MyModel"
 # Flags that test.py / test_robust.py take from the run's config.json (with the model's own
@@ -417,7 +420,20 @@ def train_parser(description: str = "Train a detector") -> argparse.ArgumentPars
         default=1,
         help="test every N epochs (and after the last); validation runs every epoch",
     )
-    g.add_argument("--best_metric", default="accuracy", help="validation metric that picks checkpoint-best.pth")
+    g.add_argument(
+        "--best_metric",
+        default="auroc",
+        help="validation metric that picks checkpoint-best.pth (threshold-free by default): "
+        + ", ".join(METRIC_CHOICES)
+        + "; val_loss is the binary cross-entropy of the scores (lower is better); a tie keeps the earlier epoch",
+    )
+    g.add_argument(
+        "--early_stop",
+        type=int,
+        default=0,
+        metavar="PATIENCE",
+        help="stop when PATIENCE validated epochs pass without a better --best_metric (0: off; validation only)",
+    )
     g.add_argument("--log_every", type=int, default=20, help="steps between TensorBoard training scalars")
     g.add_argument("--resume", default="", help="checkpoint to continue from ('auto': the latest in --output_dir)")
     g.add_argument(
@@ -564,10 +580,10 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = 
         parser.error(
             f"unrecognized arguments: {' '.join(unknown)}" + "".join(f"\n  {suggest_flag(parser, f)}" for f in flags)
         )
-    from aigbench.metrics import METRIC_NAMES
-
-    if hasattr(args, "best_metric") and args.best_metric not in METRIC_NAMES:
-        parser.error(f"--best_metric must be one of {', '.join(METRIC_NAMES)}, got {args.best_metric!r}")
+    if hasattr(args, "best_metric") and args.best_metric not in METRIC_CHOICES:
+        parser.error(f"--best_metric must be one of {', '.join(METRIC_CHOICES)}, got {args.best_metric!r}")
+    if getattr(args, "early_stop", 0) < 0:
+        parser.error(f"--early_stop must be 0 (off) or a number of epochs, got {args.early_stop}")
     for flag in ("batch_size", "epochs", "accum_iter", "test_period", "image_size", "threads", "log_every"):
         if getattr(args, flag, None) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")

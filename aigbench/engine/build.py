@@ -414,8 +414,13 @@ def cache_features(
             ", ".join(augment),
         )
     train_ds = data.train.dataset
+    # The training images' features: the evaluation geometry (no random crop or flip), without the
+    # evaluation-only --eval_perturb, and re-encoded by --align_format only with --align_train.
+    plain = argparse.Namespace(**{**vars(args), "eval_perturb": ""})
+    if not getattr(args, "align_train", False):
+        plain.align_format = ""
     eval_loader = build_loader(
-        train_ds.view(build_transform(args, False)),
+        train_ds.view(build_transform(plain, False)),
         eval_batch_size(args),
         False,
         args.num_workers,

@@ -177,6 +177,12 @@ def load_model_weights(model: torch.nn.Module, state_dict: dict[str, Any], sourc
     target.load_state_dict(state_dict, strict=True)
 
 
+def epoch_of(path: Union[str, os.PathLike]) -> int:
+    """The epoch of a ``checkpoint-<epoch>.pth`` file name; -1 for any other name."""
+    m = _EPOCH_RE.match(Path(path).name)
+    return int(m.group(1)) if m else -1
+
+
 def list_epoch_checkpoints(output_dir: Union[str, os.PathLike]) -> list[Path]:
     """``checkpoint-<epoch>.pth`` files sorted by epoch."""
     d = Path(output_dir)

@@ -25,12 +25,16 @@ log = logging.getLogger("aigbench")
 METHODS = ("mean", "median")
 
 
-def _read(path: Path) -> dict[str, tuple[float, float, str, str]]:
+def _read(path: Path) -> dict[tuple[str, int], tuple[float, float, str, str]]:
+    """Rows of a ``predictions.csv`` by ``(path, occurrence)``: a file listed twice in a test set
+    (a list layout may) keeps both rows, as the run scored both."""
+    seen: dict[str, int] = {}
+    out = {}
     with open(path, newline="", encoding="utf-8") as f:
-        return {
-            r["path"]: (float(r["label"]), float(r["score"]), r.get("generator", ""), r.get("category", ""))
-            for r in csv.DictReader(f)
-        }
+        for r in csv.DictReader(f):
+            n = seen[r["path"]] = seen.get(r["path"], -1) + 1
+            out[(r["path"], n)] = (float(r["label"]), float(r["score"]), r.get("generator", ""), r.get("category", ""))
+    return out
 
 
 def ensemble_runs(
@@ -62,6 +66,10 @@ def ensemble_runs(
     for name in common:
         preds = [_read(r.path / "test" / r.checkpoint / name / "predictions.csv") for r in runs]
         paths = sorted(preds[0])
+        repeated = sum(1 for _, n in paths if n == 1)
+        if repeated:
+            log.info("test set %r: %d file(s) are listed more than once; every row is kept, as each run scored it",
+                     name, repeated)  # fmt: skip
         for r, p in zip(runs, preds):
             if set(p) != set(paths):
                 raise ConfigError(
@@ -90,7 +98,7 @@ def ensemble_runs(
             w = csv.writer(f)
             w.writerow(["path", "label", "score", "generator", "category"])
             for k, y, s in zip(paths, labels, scores):
-                w.writerow([k, int(y), format_score(s), preds[0][k][2], preds[0][k][3]])
+                w.writerow([k[0], int(y), format_score(s), preds[0][k][2], preds[0][k][3]])
         for r, row in zip(runs, each):
             m = compute_metrics(labels, row, threshold)
             table.append({"dataset": name, "run": str(r.path), **{k: m[k] for k in ("accuracy", "auroc", "ap")}})

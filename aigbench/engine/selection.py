@@ -28,6 +28,19 @@ log = logging.getLogger("aigbench")
 VAL_NAME = "val"
 
 
+LOSS_METRICS = ("val_loss", "loss")
+
+
+def selection_value(result: Mapping[str, Any], metric: str) -> float:
+    """The number that ``--best_metric`` ranks epochs by (larger is better): a validation metric,
+    or ``val_loss`` (the binary cross-entropy of the scores, ``calibration.nll``), negated."""
+    if metric in LOSS_METRICS:
+        nll = (result.get("calibration") or {}).get("nll")
+        return -float(nll) if nll is not None else float("nan")
+    value = result.get("metrics", {}).get(metric)
+    return float(value) if value is not None else float("nan")
+
+
 def val_results_dir(output_dir: Union[str, os.PathLike], epoch: int) -> Path:
     return Path(output_dir) / "val" / f"checkpoint-{epoch}"
 
@@ -70,11 +83,10 @@ def validate_and_select(
     val = results[VAL_NAME]
     metrics = val["metrics"]
     calib = val.get("calibrated_threshold")
-    value = metrics.get(best_metric)
     selected = improve_best(
         state.best,
         best_metric,
-        float("nan") if value is None else float(value),
+        selection_value(val, best_metric),
         epoch,
         threshold=None if calib is None else calib["threshold"],
         threshold_rule=None if calib is None else calib["rule"],
@@ -82,6 +94,7 @@ def validate_and_select(
     if selected and ctx.is_main:
         save_checkpoint(output_dir, epoch, model, best=state.best, name=BEST_NAME, **dict(save_state or {}))
     record = {f"val_{k}": v for k, v in metrics.items()}
+    record["val_loss"] = (val.get("calibration") or {}).get("nll")
     record["val_threshold"] = None if calib is None else calib["threshold"]
     record["selected"] = selected
     return record

@@ -5,6 +5,12 @@ written as CSV and heatmap.
 Each cell runs your scripts as child processes, so a protocol trains exactly as ``train.py``
 does (your model, your flags) and a fix in aigbench reaches it. A cell is finished when its
 test results exist; an interrupted cell continues from its last checkpoint (``--resume auto``).
+
+A cell is keyed by everything that changes its result (:func:`cell_key`): the data and test
+paths with a fingerprint of their file lists, the layout, the label map, every training flag,
+the warm-start checkpoint's sha256 and the aigbench version, written to ``cell_key.json`` before
+the cell trains. A rerun whose key differs (``DATA=B`` into the folder of ``DATA=A``) stops and
+names what changed; ``--force`` sets the old cells aside (``abandoned/``) and reruns them.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from aigbench.metrics import METRIC_NAMES
 log = logging.getLogger("aigbench")
 
 TRAIN_DONE = "train_done.json"
+CELL_KEY = "cell_key.json"
 
 
 class ProtocolError(AigbenchError, RuntimeError):
@@ -48,7 +55,89 @@ def protocol_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--test_script", default="test.py", help="your test script")
     p.add_argument("--layout", default="auto", help="dataset layout of --data_path and --test_data_path")
     p.add_argument("--label_map", default="", help="label names of your data (as train.py)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="rerun every cell, setting the earlier ones aside in <output_dir>/abandoned/ (without it, a cell whose "
+        "data, flags or version changed stops the protocol with what changed)",
+    )
     return p
+
+
+_FINGERPRINTS: dict[tuple[str, str, str, str], str] = {}
+
+
+def fingerprint(spec: str, split: str, layout: str, label_map: str) -> str:
+    """sha256 of the sorted file list of ``spec``'s ``split`` (every source; a JSON map's every set)."""
+    import hashlib
+
+    from aigbench.datasets.layouts import load_samples, parse_label_map, split_layout
+    from aigbench.datasets.provenance import file_list_hash
+    from aigbench.datasets.sampling import parse_sources
+    from aigbench.engine.build import read_test_sets
+
+    key = (spec, split, layout, label_map)
+    if key not in _FINGERPRINTS:
+        specs = read_test_sets(spec).values() if split == "test" else [spec]
+        h = hashlib.sha256()
+        for one in specs:
+            for source, _ in parse_sources(one):
+                path, lay = split_layout(source, layout)
+                samples = load_samples(path, split, lay, parse_label_map(label_map))
+                h.update(file_list_hash([s.path for s in samples]).encode())
+        _FINGERPRINTS[key] = h.hexdigest()
+    return _FINGERPRINTS[key]
+
+
+def cell_key(args: argparse.Namespace, train_flags: Sequence[str], passthrough: Sequence[str]) -> dict[str, Any]:
+    """Everything that changes a cell's result (see the module docstring)."""
+    from aigbench import __version__
+    from aigbench.fileio import file_sha256
+
+    key: dict[str, Any] = {
+        "data_path": args.data_path,
+        "data_files_sha256": fingerprint(args.data_path, "train", args.layout, args.label_map),
+        "test_data_path": args.test_data_path,
+        "test_files_sha256": fingerprint(args.test_data_path, "test", args.layout, args.label_map),
+        "layout": args.layout,
+        "label_map": args.label_map,
+        "train_flags": list(train_flags),
+        "passthrough": list(passthrough),
+        "aigbench_version": __version__,
+    }
+    flags = list(train_flags) + list(passthrough)
+    if "--init_from" in flags:
+        warm = flags[flags.index("--init_from") + 1]
+        key["init_from_sha256"] = file_sha256(warm) if os.path.isfile(warm) else None
+    return key
+
+
+def check_cell_key(cell: Path, key: Mapping[str, Any], force: bool) -> None:
+    """A cell trained under another key: set aside with ``force``, else a :class:`ProtocolError`
+    that names what changed."""
+    import json
+
+    recorded = None
+    for name in (CELL_KEY, TRAIN_DONE):
+        if (cell / name).is_file():
+            recorded = json.loads((cell / name).read_text(encoding="utf-8")).get("key", {})
+            break
+    if recorded is None and not any(cell.glob("checkpoint-*.pth")):
+        return  # a new cell
+    changed = [k for k in key if (recorded or {}).get(k) != key[k]]
+    if not changed and not force:
+        return
+    if force:
+        from aigbench.engine.policy import set_aside
+
+        dest = set_aside(cell.parent, [cell], cell.name)
+        log.warning("--force: %s set aside in %s; it is trained again", cell, dest)
+        return
+    what = "; ".join(f"{k}: {(recorded or {}).get(k, '(not recorded)')!r} -> {key[k]!r}" for k in changed)
+    raise ProtocolError(
+        f"{cell} holds a cell trained with other settings ({what}). Its result would not be this run's: pass "
+        "--force to rerun it (the old cell is set aside), or use another --output_dir"
+    )
 
 
 def _run(cmd: Sequence[str], what: str) -> None:
@@ -71,23 +160,17 @@ def run_cell(
     from aigbench.engine.args import read_run_config
     from aigbench.engine.checkpoint import pick_checkpoint
     from aigbench.engine.evaluate import result_folder
+    from aigbench.fileio import stale_result
 
     name = test_set_name(args.test_data_path)
+    key = cell_key(args, train_flags, passthrough)
+    if cell.is_dir():
+        check_cell_key(cell, key, getattr(args, "force", False))
     cell.mkdir(parents=True, exist_ok=True)
     common = ["--layout", args.layout] + (["--label_map", args.label_map] if args.label_map else [])
     done = cell / TRAIN_DONE
-    if done.is_file():
-        import json
-
-        recorded = json.loads(done.read_text(encoding="utf-8"))
-        now = {"train_flags": list(train_flags), "passthrough": list(passthrough)}
-        if {k: recorded.get(k) for k in now} != now:
-            raise ProtocolError(
-                f"{cell} was trained with {recorded.get('train_flags')} {recorded.get('passthrough')}, not "
-                f"{now['train_flags']} {now['passthrough']}; use another --output_dir for other settings (or delete "
-                "that cell to retrain it)"
-            )
-    else:
+    if not done.is_file():
+        write_json(cell / CELL_KEY, {"key": key})
         _run(
             [
                 sys.executable,
@@ -107,10 +190,10 @@ def run_cell(
             ],
             f"train {cell.name}",
         )
-        write_json(cell / TRAIN_DONE, {"train_flags": list(train_flags), "passthrough": list(passthrough)})
+        write_json(cell / TRAIN_DONE, {"key": key})
     ckpt = pick_checkpoint(cell, "")
     metrics = cell / "test" / ckpt.stem / result_folder(name, read_run_config(str(cell))) / "metrics.json"
-    if not metrics.is_file():
+    if not metrics.is_file() or stale_result(metrics):  # a result of an earlier checkpoint is tested again
         _run(
             [
                 sys.executable,

@@ -1,10 +1,14 @@
 """``bench sweep SPACE.yaml``: a hyperparameter search over ``train.py``'s flags with Optuna.
 
 Each trial is a normal run folder (``<out>/trial_<n>/``) made by your ``train.py``; the
-objective is a key of its ``log.jsonl`` (``val_auroc`` by default: selection on validation,
-never on a test set). The study lives in ``<out>/sweep.db`` (SQLite), so running the same
-command again continues an interrupted search: finished trials are kept and a trial that was
-running when the search stopped is marked failed. After every trial ``<out>/trials.csv``
+objective is a validation key of its ``log.jsonl`` (``val_auroc`` by default; a test or training
+key is refused: trials are ranked on validation, never on a test set), taken at the epoch that
+``test.py`` will test (the best epoch on validation, else the last). The study lives in
+``<out>/sweep.db`` (SQLite), so running the same command again continues an interrupted search:
+finished trials are kept, a trial that was running when the search stopped is marked failed and
+run again with the same parameters (a grid point too), and a seeded random or TPE sampler goes on
+with new draws instead of replaying the first trials'. The metric and direction are stored with
+the study: continuing it with others is an error, not a mixed study. After every trial ``<out>/trials.csv``
 (number, state, value, parameters, seconds) and, once two trials have finished,
 ``<out>/importance.json`` (Optuna's fANOVA-free default importance) are rewritten;
 ``bench report <out>`` plots them.
@@ -12,7 +16,7 @@ running when the search stopped is marked failed. After every trial ``<out>/tria
 SPACE.yaml::
 
     script: train.py          # optional (default train.py)
-    metric: val_auroc         # a log.jsonl key; the last epoch's value is the trial's
+    metric: val_auroc         # a validation key of log.jsonl (val_*), at the best epoch
     direction: maximize       # or minimize
     sampler: tpe              # tpe (Bayesian), random or grid
     n_trials: 20
@@ -71,6 +75,12 @@ def read_space(path: Union[str, os.PathLike]) -> dict[str, Any]:
         raise ConfigError(f"{path}: sampler must be one of {', '.join(SAMPLERS)}, got {space['sampler']!r}")
     if space.get("direction", "maximize") not in ("maximize", "minimize"):
         raise ConfigError(f"{path}: direction must be maximize or minimize, got {space['direction']!r}")
+    metric = str(space.get("metric", "val_auroc"))
+    if not metric.startswith("val_"):
+        raise ConfigError(
+            f"{path}: metric {metric!r} is not a validation metric; trials must be ranked on validation data "
+            "(val_auroc, val_ap, val_accuracy, val_loss, ...), never on a test set"
+        )
     for name, spec in space["params"].items():
         if not isinstance(spec, dict) or not ("choices" in spec or {"low", "high"} <= set(spec)):
             raise ConfigError(f"{path}: params.{name} needs choices: [...] or low: and high:")
@@ -156,10 +166,17 @@ def run_trial(trial: Any, space: dict[str, Any], out: Path, passthrough: list[st
         raise ConfigError(
             f"trial {trial.number} failed (exit status {proc.returncode}); see {out}/trial_{trial.number}.log"
         )
-    values = [r[metric] for r in _epochs(folder / "log.jsonl") if r.get(metric) is not None]
-    if not values:
-        raise ConfigError(f"trial {trial.number}: log.jsonl has no {metric!r}; give validation data (fixed: val_split)")
-    return float(values[-1])
+    return trial_value(folder / "log.jsonl", metric, trial.number)
+
+
+def trial_value(log_file: Path, metric: str, number: int) -> float:
+    """``metric`` at the epoch that test.py tests: the last epoch selected on validation
+    (``selected`` in ``log.jsonl``: checkpoint-best.pth), else the last epoch."""
+    records = [r for r in _epochs(log_file) if r.get(metric) is not None]
+    if not records:
+        raise ConfigError(f"trial {number}: log.jsonl has no {metric!r}; give validation data (fixed: val_split)")
+    selected = [r for r in records if r.get("selected")]
+    return float((selected or records)[-1][metric])
 
 
 def write_trials(study: Any, out: Path) -> None:
@@ -200,6 +217,36 @@ def write_trials(study: Any, out: Path) -> None:
         )
 
 
+def make_sampler(space: dict[str, Any], seed: int, n_before: int) -> Any:
+    """The space's sampler. A continued random or TPE search is seeded ``seed + n_before`` (the
+    trials already in the study), so it goes on with new draws, still reproducibly; a grid keeps
+    its order (the trials it has visited are in the study)."""
+    import optuna
+
+    name = space.get("sampler", "tpe")
+    if name == "grid":
+        return optuna.samplers.GridSampler({k: list(v["choices"]) for k, v in space["params"].items()}, seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed + n_before)
+    return optuna.samplers.TPESampler(seed=seed + n_before)
+
+
+def check_study(study: Any, space: dict[str, Any], out_dir: Path) -> None:
+    """The metric and direction of a study are fixed when it starts: continuing it with others is
+    an error that names both."""
+    now = {"metric": str(space.get("metric", "val_auroc")), "direction": str(space.get("direction", "maximize"))}
+    stored = {k: study.user_attrs.get(k) for k in now}
+    if not any(stored.values()) and not study.get_trials(deepcopy=False):
+        for k, v in now.items():
+            study.set_user_attr(k, v)
+        return
+    if stored != now:
+        raise ConfigError(
+            f"{out_dir}/sweep.db is a study of {stored['metric']} ({stored['direction']}), not {now['metric']} "
+            f"({now['direction']}); continue it with the same metric and direction, or use another --out"
+        )
+
+
 def run_sweep(
     space_file: Union[str, os.PathLike],
     out: Union[str, os.PathLike],
@@ -217,14 +264,6 @@ def run_sweep(
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = int(space.get("seed", 0))
     sampler_name = space.get("sampler", "tpe")
-    if sampler_name == "grid":
-        sampler: Any = optuna.samplers.GridSampler(
-            {k: list(v["choices"]) for k, v in space["params"].items()}, seed=seed
-        )
-    elif sampler_name == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=seed)
     pruner = (
         optuna.pruners.MedianPruner(n_warmup_steps=0)
         if space.get("pruner", "median") == "median"
@@ -233,14 +272,18 @@ def run_sweep(
     study = optuna.create_study(
         study_name="sweep",
         storage=f"sqlite:///{out_dir.resolve() / 'sweep.db'}",
-        sampler=sampler,
+        sampler=optuna.samplers.RandomSampler(seed=seed),  # replaced below, once the study's size is known
         pruner=pruner,
         direction=space.get("direction", "maximize"),
         load_if_exists=True,
     )
+    check_study(study, space, out_dir)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # interrupted by the last stop
-        log.info("trial %d was running when the sweep stopped: marked failed", t.number)
+        if t.params:
+            study.enqueue_trial(dict(t.params))  # its point is run again, the next trial
+        log.info("trial %d was running when the sweep stopped: marked failed; its parameters run again", t.number)
+    study.sampler = make_sampler(space, seed, len(study.get_trials(deepcopy=False)))
     total = int(n_trials or space.get("n_trials", 10))
     finished = len(
         [

@@ -107,6 +107,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[argparse.Namespace
     )
     p.add_argument("--exclude_generators", default="", metavar="G1,G2", help="generators left out of every window")
     args, rest = p.parse_known_args(argv)
+    if any(a.split("=")[0] == "--generators" for a in rest):
+        p.error(
+            "--generators: each window trains on its own generators (by release date); leave generators out with "
+            "--exclude_generators, or use cross_generator.py to pick them"
+        )
     if args.window_size < 1:
         p.error(f"--window_size must be at least 1, got {args.window_size}")
     return args, rest
