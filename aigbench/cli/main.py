@@ -1,4 +1,4 @@
-"""``bench``: init, models, env, data check, predict, report, ensemble, sweep."""
+"""``bench``: init, models, env, data check, predict, report, ensemble, sweep, suites, eval, leaderboard."""
 
 from __future__ import annotations
 
@@ -352,6 +352,80 @@ def sweep(ctx: click.Context, space: str, out: str, n_trials: Optional[int]) -> 
     if done:
         click.echo(f"best trial {study.best_trial.number}: {study.best_value:.4f} with {study.best_params}")
     click.echo(f"wrote {Path(out) / 'trials.csv'}")
+
+
+@cli.command()
+@click.argument("name", required=False, default="")
+def suites(name: str) -> None:
+    """List the benchmark suites, or show one's protocol card: tree, sets, pairing, geometry,
+    metrics and reference numbers with their sources."""
+    from aigbench.errors import AigbenchError
+    from aigbench.suites.base import builtin_suites, load_suite, protocol_card
+
+    try:
+        if name:
+            click.echo(protocol_card(load_suite(name)))
+            return
+        for key in builtin_suites():
+            s = load_suite(key)
+            click.echo(f"{key:<24} {s.title}")
+    except AigbenchError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@cli.command("eval")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="a train.py --output_dir")
+@click.option("--suite", "suite_args", multiple=True, required=True, metavar="NAME=PATH",
+              help="a suite (bench suites) and the benchmark's root as shipped; repeatable")  # fmt: skip
+@click.option("--checkpoint", default="", help="best (default), last, N or a path")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N")
+@click.option("--batch_size", type=int, default=None, help="images per batch (default: the run's)")
+@click.option("--num_workers", type=int, default=0, show_default=True, help="DataLoader worker processes")
+@click.option("--official_sampling", is_flag=True, help="the suite's official subsampling (UnivFD), seeded")
+@click.option("--no_progress", is_flag=True, help="no progress bar")
+def eval_suites(
+    run_dir: str,
+    suite_args: tuple[str, ...],
+    checkpoint: str,
+    device: str,
+    batch_size: Optional[int],
+    num_workers: int,
+    official_sampling: bool,
+    no_progress: bool,
+) -> None:
+    """Evaluate a trained run on benchmark suites by their official protocols: RUN/suites/NAME/
+    predictions.csv, metrics.json and table.md / table.csv in the papers' format."""
+    from aigbench.engine.runtime import setup_single_process_logging
+    from aigbench.errors import AigbenchError
+    from aigbench.suites.run import evaluate_suite
+
+    setup_single_process_logging()
+    for spec in suite_args:
+        try:
+            r = evaluate_suite(run_dir, spec, checkpoint, device, batch_size, num_workers, official_sampling,
+                               show_progress=not no_progress)  # fmt: skip
+        except AigbenchError as e:
+            raise click.ClickException(str(e)) from None
+        out = Path(run_dir) / "suites" / r["suite"]
+        click.echo((out / "table.md").read_text(encoding="utf-8"))
+        click.echo(f"wrote {out / 'metrics.json'}, {out / 'table.md'}, {out / 'table.csv'}, {out / 'predictions.csv'}")
+
+
+@cli.command("leaderboard")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--out", default="leaderboard", show_default=True, type=click.Path(file_okay=False))
+def leaderboard_cmd(runs: tuple[str, ...], out: str) -> None:
+    """Runs side by side across the suites they were evaluated on (bench eval): per suite the mean
+    accuracy and AP over its sets; across suites the mean, worst and standard deviation."""
+    from aigbench.errors import AigbenchError
+    from aigbench.suites.leaderboard import leaderboard, write_leaderboard
+
+    try:
+        written = write_leaderboard(leaderboard(runs), out)
+    except AigbenchError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(written["md"].read_text(encoding="utf-8"))
+    click.echo(f"wrote {written['md']}, {written['csv']}, {written['png']}")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

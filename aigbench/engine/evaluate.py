@@ -214,6 +214,8 @@ def record_predictions(
         logger.pr_curve(f"{tag}/pr_curve", preds.label, preds.score, step)
         for gen, m in result["per_generator"].items():
             logger.scalars(f"{prefix}_per_generator/{name}/{gen}", m, step)
+        if headline(result):
+            logger.scalars(f"{tag}/mean_over_sets", headline(result), step)
         if log_images and preds.first_batch is not None:
             log_batch_images(logger, tag, preds.first_batch, loader, step)
     if preds.skipped:
@@ -234,24 +236,6 @@ def result_folder(name: str, result: Mapping[str, Any]) -> str:
     return "+".join(parts)
 
 
-_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: each file hashed once
-
-
-def file_sha256(path: Union[str, os.PathLike]) -> str:
-    """sha256 of a file (remembered per path, size and modification time)."""
-    import hashlib
-
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
-
-
 def provenance(
     loader: DataLoader, result: Mapping[str, Any], results_dir: Optional[Union[str, os.PathLike]]
 ) -> dict[str, Any]:
@@ -261,6 +245,7 @@ def provenance(
     ``test/<checkpoint>/`` or ``val/`` folder that ``results_dir`` is."""
     from aigbench.datasets.provenance import preprocess_record
     from aigbench.envinfo import versions
+    from aigbench.fileio import file_sha256
 
     ckpt: dict[str, Any] = {"file": result.get("checkpoint")}
     if result.get("checkpoint") and results_dir is not None:
@@ -281,6 +266,15 @@ def provenance(
         },
         "versions": versions(),
     }
+
+
+def headline(result: Mapping[str, Any]) -> dict[str, float]:
+    """The papers' headline of a multi-set test set: the plain mean over its sets (generators) of
+    accuracy, AP and AUROC; empty for a set of one generator (its pooled figures are the headline)."""
+    summary = result.get("summary") or {}
+    if summary.get("n_generators", 0) < 2:
+        return {}
+    return {k: summary.get(f"mean_{k}") for k in ("accuracy", "ap", "auroc")}
 
 
 def log_batch_images(
@@ -312,7 +306,13 @@ def results_table(checkpoint_name: str, results: Mapping[str, Mapping[str, Any]]
     lines = [f"{checkpoint_name}{note}", head, "-" * len(head)]
     for name, r in results.items():
         m = r["metrics"]
-        lines.append(f"{name[:27]:<28}" + "".join(f"{fmt_metric(m.get(k)):>13}" for k in HEADLINE) + f"{m['n']:>8}")
+        head = headline(r)
+        if head:  # the papers' headline first, the pooled figures beside it
+            label = f"{name[:14]}: mean over sets"
+            lines.append(f"{label[:27]:<28}" + "".join(f"{fmt_metric(head.get(k)):>13}" if k in head else f"{'':>13}"
+                                                        for k in HEADLINE))  # fmt: skip
+        label = f"{name[:18]} (pooled)" if head else name[:27]
+        lines.append(f"{label:<28}" + "".join(f"{fmt_metric(m.get(k)):>13}" for k in HEADLINE) + f"{m['n']:>8}")
         pairing = r.get("generator_pairing", {}).get("per_generator", {})
         for gen, gm in r.get("per_generator", {}).items():
             mark = "*" if pairing.get(gen) == "pooled_reals" else ""
@@ -320,11 +320,6 @@ def results_table(checkpoint_name: str, results: Mapping[str, Mapping[str, Any]]
             lines.append(f"{label:<28}" + "".join(f"{fmt_metric(gm.get(k)):>13}" for k in HEADLINE) + f"{gm['n']:>8}")
         summary = r.get("summary") or {}
         if summary.get("n_generators"):
-            means = {k: summary.get(f"mean_{k}") for k in ("accuracy", "auroc", "ap")}
-            lines.append(
-                f"{'  mean over generators':<28}"
-                + "".join(f"{fmt_metric(means.get(k)):>13}" if k in means else f"{'':>13}" for k in HEADLINE)
-            )
             worst = summary.get("worst_accuracy")
             if worst:
                 lines.append(f"  worst generator by accuracy: {worst['generator']} ({fmt_metric(worst['value'])})")

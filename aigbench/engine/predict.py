@@ -195,6 +195,39 @@ def import_model_module(run_dir: Path, config: dict) -> None:
         ) from None
 
 
+def load_run(
+    run: Path,
+    checkpoint: str = "",
+    device: str = "auto",
+    batch_size: Optional[int] = None,
+    num_workers: int = 0,
+    flags_given: Sequence[str] = (),
+) -> tuple:
+    """A trained run rebuilt from its ``config.json`` (model, flags, preprocessing) with the
+    weights of ``checkpoint`` (best, else last): ``(args, ctx, model, checkpoint path, epoch)``.
+    ``flags_given`` (e.g. a suite's geometry) win over the run's, as on test.py's command line.
+    ``--eval_perturb`` is off: the files are scored as they are."""
+    from aigbench.engine import args as flags
+    from aigbench.engine import build
+    from aigbench.engine import checkpoint as ckpts
+    from aigbench.engine.dist import DistContext, pick_device
+
+    config = flags.read_run_config(str(run))
+    if not config:
+        raise ConfigError(f"{run / 'config.json'} not found: --run must be the --output_dir of a train.py run")
+    import_model_module(run, config)
+    argv = ["--output_dir", str(run), "--device", device, "--num_workers", str(num_workers), *flags_given]
+    if batch_size:
+        argv += ["--batch_size", str(batch_size)]
+    args = flags.parse_args(flags.test_parser(), argv)
+    args.eval_perturb = ""
+    ctx = DistContext(pick_device(args.device))
+    ckpt = ckpts.pick_checkpoint(run, checkpoint)
+    model = build.build_model(args, ctx, ddp=False)
+    epoch = ckpts.load_weights_into(model, ckpt)
+    return args, ctx, model, ckpt, epoch
+
+
 def predict_images(
     run_dir: Union[str, os.PathLike],
     inputs: Sequence[Union[str, os.PathLike]],
@@ -212,29 +245,14 @@ def predict_images(
     :class:`~aigbench.datasets.layouts.DatasetError` after writing the CSV when no file could be
     scored, and :class:`~aigbench.errors.ConfigError` for a ``threshold`` outside [0, 1]."""
     from aigbench.datasets.dataset import ImageDataset, build_loader
-    from aigbench.engine import args as flags
     from aigbench.engine import build, selection
-    from aigbench.engine import checkpoint as ckpts
     from aigbench.engine.amp import amp_policy
-    from aigbench.engine.dist import DistContext, pick_device
     from aigbench.engine.loop import predict
 
     check_threshold(threshold)
     run = Path(run_dir)
-    config = flags.read_run_config(str(run))
-    if not config:
-        raise ConfigError(f"{run / 'config.json'} not found: --run must be the --output_dir of a train.py run")
-    import_model_module(run, config)
-    argv = ["--output_dir", str(run), "--device", device, "--num_workers", str(num_workers)]
-    if batch_size:
-        argv += ["--batch_size", str(batch_size)]
-    args = flags.parse_args(flags.test_parser(), argv)
-    args.eval_perturb = ""  # predictions score the files as they are, whatever the run evaluated on
     paths, left_out = collect_images(inputs)  # the left-out files are named by the caller (the CLI prints them)
-    ctx = DistContext(pick_device(args.device))
-    ckpt = ckpts.pick_checkpoint(run, checkpoint)
-    model = build.build_model(args, ctx, ddp=False)
-    epoch = ckpts.load_weights_into(model, ckpt)
+    args, ctx, model, ckpt, epoch = load_run(run, checkpoint, device, batch_size, num_workers)
     if threshold is not None:
         t, source = float(threshold), "given (--threshold)"
     else:

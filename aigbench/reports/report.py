@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from aigbench.errors import ConfigError
+from aigbench.fileio import stale_result
 from aigbench.metrics.binary import is_fake
 from aigbench.reports import plots
 
@@ -89,6 +90,10 @@ def load_run(path: Union[str, os.PathLike]) -> Run:
     if test is not None:
         run.checkpoint = test.name
         for d in sorted(p for p in test.iterdir() if (p / "metrics.json").is_file()):
+            stale = stale_result(d / "metrics.json")
+            if stale:
+                log.warning("not in the report: %s", stale)
+                continue
             ds = Dataset(d.name, json.loads((d / "metrics.json").read_text(encoding="utf-8")))
             if (d / "predictions.csv").is_file():
                 rows = _read_csv(d / "predictions.csv")
@@ -275,6 +280,30 @@ def _run_section(run: Run, images: _Images) -> dict[str, Any]:
                     "n": m.get("n"),
                 }
             )
+        summary = d.metrics.get("summary") or {}
+        if summary.get("n_generators", 0) >= 2:  # the papers' headline: the plain mean over sets
+            generators.append(
+                {
+                    "dataset": n,
+                    "generator": f"mean over {summary['n_generators']} sets (headline)",
+                    "auroc": _fmt(summary.get("mean_auroc")),
+                    "accuracy": _fmt(summary.get("mean_accuracy")),
+                    "ap": _fmt(summary.get("mean_ap")),
+                    "n": "",
+                }
+            )
+    from aigbench.suites.leaderboard import suite_results
+
+    suites = [
+        {
+            "suite": name,
+            "acc": _fmt(m["mean"].get("acc")),
+            "ap": _fmt(m["mean"].get("ap")),
+            "sets": len(m.get("per_set") or {}),
+            "partial": "partial" if m.get("partial") else "",
+        }
+        for name, m in suite_results(run.path).items()
+    ]
     return {
         "name": run.name,
         "path": str(run.path),
@@ -283,6 +312,7 @@ def _run_section(run: Run, images: _Images) -> dict[str, Any]:
         "epochs": len(run.records),
         "rows": [metrics_row(run, d) for d in run.datasets.values()],
         "generators": generators,
+        "suites": suites,
         "figures": [f for f in figs if f],
         "notes": sorted({note for d in run.datasets.values() for note in d.metrics.get("notes", [])}),
     }
