@@ -21,6 +21,7 @@ setup(
             "datasets/demo/*.md",
             "datasets/demo/*/*/*.jpg",
             "protocols/data/*.json",
+            "suites/data/*.json",
             "reports/templates/*",
         ]
     },

@@ -102,8 +102,8 @@ def resolve_preprocess(cls: type, kwargs: Optional[Mapping[str, Any]] = None, **
         raise ConfigError(f"--resize_mode must be one of {', '.join(RESIZE_MODES)}, got {cfg.resize_mode!r}")
     if not 0 < cfg.crop_pct <= 1:
         raise ConfigError(f"--crop_pct must be in (0, 1], got {cfg.crop_pct}")
-    if cfg.pad_mode not in ("constant", "reflect"):
-        raise ConfigError(f"--pad_mode must be constant or reflect, got {cfg.pad_mode!r}")
+    if cfg.pad_mode not in ("constant", "reflect", "wrap"):
+        raise ConfigError(f"--pad_mode must be constant, reflect or wrap, got {cfg.pad_mode!r}")
     if cfg.input_size < 1:
         raise ConfigError(f"--image_size must be at least 1, got {cfg.input_size}")
     return cfg

@@ -28,7 +28,7 @@ from aigbench.imageops import (
 ResizeMode = Literal["resize", "crop", "resize_crop", "none"]
 PerturbStage = Literal["before_resize", "after_resize"]
 INTERPOLATIONS = tuple(geometry.PIL_FILTERS)
-PAD_BORDERS = {"constant": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT_101}
+PAD_BORDERS = {"constant": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT_101, "wrap": cv2.BORDER_WRAP}
 
 
 def _keyword(fn: Callable[..., np.ndarray], img: np.ndarray, **_: Any) -> np.ndarray:

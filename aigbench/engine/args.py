@@ -193,10 +193,10 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--crop_pct", type=float, default=None, help="crop fraction of --resize_mode resize_crop")
     g.add_argument(
         "--pad_mode",
-        choices=["constant", "reflect"],
+        choices=["constant", "reflect", "wrap"],
         default=None,
-        help="images smaller than a crop: zero-padded as torchvision's CenterCrop (constant) or mirrored "
-        "(default: the model's, constant)",
+        help="images smaller than a crop: zero-padded as torchvision's CenterCrop (constant), mirrored (reflect) "
+        "or tiled (wrap) (default: the model's, constant)",
     )
     g.add_argument(
         "--eval_crop",

@@ -21,7 +21,7 @@ import numpy as np
 
 # --interpolation → Pillow's filters, as torchvision's InterpolationMode maps them (area → BOX).
 PIL_FILTERS = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "area": 4}
-PAD_MODES = ("constant", "reflect")
+PAD_MODES = ("constant", "reflect", "wrap")
 
 
 def resize(img: np.ndarray, height: int, width: int, interpolation: str = "bilinear") -> np.ndarray:
@@ -50,8 +50,8 @@ def resize_shorter(img: np.ndarray, size: int, interpolation: str = "bilinear") 
 
 def pad_to(img: np.ndarray, size: int, pad: str = "constant") -> np.ndarray:
     """``img`` padded to at least ``size`` on each side as ``F.center_crop`` pads it: left/top
-    ``(size - w) // 2``, right/bottom the rest; zeros, or a mirror image (``reflect``, OpenCV's
-    ``BORDER_REFLECT_101``) of the image where it is large enough."""
+    ``(size - w) // 2``, right/bottom the rest; zeros, a mirror image (``reflect``, OpenCV's
+    ``BORDER_REFLECT_101``), or the image tiled (``wrap``, as NPR's GenImage test tiles small images)."""
     h, w = img.shape[:2]
     if h >= size and w >= size:
         return img
@@ -59,8 +59,8 @@ def pad_to(img: np.ndarray, size: int, pad: str = "constant") -> np.ndarray:
         raise ValueError(f"--pad_mode must be one of {', '.join(PAD_MODES)}, got {pad!r}")
     dy, dx = max(size - h, 0), max(size - w, 0)
     widths = ((dy // 2, (dy + 1) // 2), (dx // 2, (dx + 1) // 2), (0, 0))[: img.ndim]
-    if pad == "constant":
-        return np.pad(img, widths, mode="constant")
+    if pad in ("constant", "wrap"):  # wrap: the image tiled around itself (NPR's translate_duplicate)
+        return np.pad(img, widths, mode=pad)
     import cv2
 
     (top, bottom), (left, right) = widths[0], widths[1]

@@ -60,7 +60,7 @@ class Tree:
     name: str  # "as shipped", "NPR repackaged", ...
     sets: tuple[TestSet, ...]
     labels: dict[str, int] = field(default_factory=lambda: {"0_real": 0, "1_fake": 1})
-    pools: dict[str, str] = field(default_factory=dict)  # pool name -> folder of reals below the root
+    pools: dict[str, Any] = field(default_factory=dict)  # pool name -> folder (or candidate folders) of reals
     prefixes: tuple[str, ...] = ("",)  # where the sets may sit below the path given ("", "test/")
 
 
@@ -68,7 +68,7 @@ class Tree:
 class Reference:
     detector: str
     source: str  # the paper table or README section
-    mean: dict[str, float]  # percent: {"acc": 67.1, "ap": 86.9}
+    mean: dict[str, float]  # percent: {"acc": 67.1, "ap": 86.9}; {} when the source publishes no mean
     per_set: dict[str, dict[str, float]] = field(default_factory=dict)
     setting: str = ""  # e.g. "trained on ProGAN (4 classes)"
 
@@ -177,7 +177,9 @@ def protocol_card(suite: Suite) -> str:
         lines.append(f"  tree '{tree.name}' (sets below {where}; label folders {', '.join(tree.labels)}):")
         for s in tree.sets:
             pairing = "fakes only, " if s.fakes_only else ""
-            pairing += f"reals from {tree.pools.get(s.reals, s.reals)}" if s.reals else "its own reals"
+            pool = tree.pools.get(s.reals, s.reals)
+            pool = pool if isinstance(pool, str) else " or ".join(pool)
+            pairing += f"reals from {pool}" if s.reals else "its own reals"
             counts = f", official {s.n_real} real / {s.n_fake} fake" if s.n_real is not None else ""
             lines.append(f"    {s.name:<22} {s.path}  ({pairing}{counts})")
     lines.append("  geometry (test time): " + ", ".join(f"{k}={v}" for k, v in suite.geometry["default"].items()))
@@ -191,7 +193,7 @@ def protocol_card(suite: Suite) -> str:
     if suite.sampling:
         lines.append(f"  official sampling (--official_sampling): {suite.sampling}")
     for r in suite.references:
-        means = ", ".join(f"{k} {v:.1f}" for k, v in r.mean.items())
+        means = ", ".join(f"{k} {v:.1f}" for k, v in r.mean.items()) or f"per set only ({len(r.per_set)} sets)"
         lines.append(f"  reference: {r.detector}{' (' + r.setting + ')' if r.setting else ''}: {means}  [{r.source}]")
     lines += [f"  note: {n}" for n in suite.notes]
     return "\n".join(lines)

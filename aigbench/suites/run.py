@@ -63,17 +63,22 @@ def geometry_flags(geometry: dict[str, Any]) -> list[str]:
 
 
 def official_sample(samples: Sequence[Sample], sampling: dict[str, Any]) -> list[Sample]:
-    """The official subsampling of one set (UnivFD's: ``per_class`` real and ``per_class`` fake
-    images, ``fallback`` of each where a class has fewer; seeded ``seed``)."""
-    rng = np.random.default_rng(int(sampling.get("seed", 0)))
-    reals = [s for s in samples if s.label == 0]
-    fakes = [s for s in samples if s.label == 1]
+    """The official subsampling of one set, as UnivFD's ``validate.py`` (``read_path``, L215-222):
+    Python's ``random`` seeded ``seed`` for each set, the reals then the fakes shuffled, the first
+    ``per_class`` of each kept, or ``fallback`` of each when either class has fewer. The lists are
+    in sorted path order (the official one walks the folders in the file system's order, which
+    differs from machine to machine)."""
+    import random
+
+    rng = random.Random(int(sampling.get("seed", 0)))
+    reals = sorted((s for s in samples if s.label == 0), key=lambda s: s.path)
+    fakes = sorted((s for s in samples if s.label == 1), key=lambda s: s.path)
     n = int(sampling["per_class"])
-    if min(len(reals), len(fakes)) < n:
+    if n > len(reals) or n > len(fakes):
         n = min(int(sampling.get("fallback", n)), len(reals), len(fakes))
-    pick = [reals[i] for i in sorted(rng.choice(len(reals), n, replace=False))]
-    pick += [fakes[i] for i in sorted(rng.choice(len(fakes), n, replace=False))]
-    return pick
+    rng.shuffle(reals)
+    rng.shuffle(fakes)
+    return reals[:n] + fakes[:n]
 
 
 def set_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:

@@ -133,7 +133,9 @@ def check_tree(suite: Suite, root: os.PathLike) -> TreeCheck:
             if spec.reals:
                 r.samples = [s for s in r.samples if s.label == 1]
         if spec.reals:
-            reals = base / tree.pools.get(spec.reals, spec.reals)
+            candidates = tree.pools.get(spec.reals, spec.reals)
+            options = [candidates] if isinstance(candidates, str) else list(candidates)
+            reals = next((base / c for c in options if (base / c).is_dir()), base / options[0])
             if not reals.is_dir():
                 missing.append(f"{spec.name} (its reals, {reals})")
                 continue
@@ -150,10 +152,11 @@ def check_tree(suite: Suite, root: os.PathLike) -> TreeCheck:
                 f"{'; reals from ' + str(r.reals_folder) if r.reals_folder else ''})"
             )
         sets[spec.name] = r
-    known = {s.path for s in tree.sets} | set(tree.pools.values())
+    pool_paths = {p for v in tree.pools.values() for p in ([v] if isinstance(v, str) else v)}
+    known = {s.path for s in tree.sets} | pool_paths
     known |= {s.reals for s in tree.sets if s.reals and s.reals not in tree.pools}
     prefixes = {str(Path(*Path(k).parts[: i + 1])) for k in known for i in range(len(Path(k).parts))}
-    parents = {(base / s.path).parent for s in tree.sets}
+    parents = {(base / s.path).parent for s in tree.sets if s.path not in ("", ".")}
     unexpected = sorted(
         str(d.relative_to(base))
         for parent in parents
