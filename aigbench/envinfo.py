@@ -15,6 +15,11 @@ def _version(module: str) -> str:
         return f"not importable ({type(e).__name__}: {e})"
 
 
+def affinity_cpus() -> set[int]:
+    """The CPUs this process may run on (its affinity set; every CPU where the OS has none)."""
+    return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+
+
 RESULT_PACKAGES = (("torch", "torch"), ("torchvision", "torchvision"), ("timm", "timm"), ("pillow", "PIL"))
 
 

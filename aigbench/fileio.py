@@ -6,11 +6,14 @@ Used by the training engine and by torch-free tools (``bench data check``) alike
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, TextIO, Union
+from typing import Any, Iterator, Mapping, Optional, Sequence, TextIO, Union
+
+import numpy as np
 
 SIGNIFICANT_DIGITS = 6
 
@@ -100,3 +103,45 @@ def stale_result(metrics_path: Union[str, os.PathLike]) -> Union[str, None]:
             "a later epoch became best); test the run again (python test.py ...)"
         )
     return None
+
+
+def write_matrix(
+    path: Union[str, os.PathLike],
+    row_names: Sequence[str],
+    col_names: Sequence[str],
+    matrix: np.ndarray,
+    corner: str,
+    extra_cols: Optional[Mapping[str, Sequence[float]]] = None,
+) -> None:
+    """A CSV whose first column names the rows (header ``corner``), then one column per entry."""
+    extra = dict(extra_cols or {})
+    with atomic_open(path) as f:
+        w = csv.writer(f)
+        w.writerow([corner, *col_names, *extra])
+        for i, r in enumerate(row_names):
+            vals = [*matrix[i], *(v[i] for v in extra.values())]
+            w.writerow([r, *("" if not math.isfinite(float(v)) else f"{float(v):.6g}" for v in vals)])
+
+
+def read_matrix(path: Union[str, os.PathLike]) -> tuple[str, list[str], list[str], np.ndarray]:
+    """``(corner, rows, columns, values)`` of a CSV written by :func:`write_matrix`."""
+    with open(path, newline="", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    head, body = table[0], table[1:]
+    values = np.array([[float(v) if v else math.nan for v in r[1:]] for r in body], dtype=float)
+    return head[0], [r[0] for r in body], head[1:], values
+
+
+def read_suite_results(run: Union[str, os.PathLike]) -> dict[str, dict[str, Any]]:
+    """``{suite: metrics.json}`` of a run's ``bench eval`` results (``RUN/suites/<suite>/``), those
+    whose checkpoint changed since (:func:`stale_result`) left out with a warning."""
+    import logging
+
+    out = {}
+    for p in sorted((Path(run) / "suites").glob("*/metrics.json")):
+        reason = stale_result(p)
+        if reason:
+            logging.getLogger("aigbench").warning("left out: %s", reason)
+            continue
+        out[p.parent.name] = json.loads(p.read_text(encoding="utf-8"))
+    return out

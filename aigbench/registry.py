@@ -172,4 +172,4 @@ def describe(obj: Any) -> str:
 MODELS = Registry("MODELS", locations=["aigbench.model_zoo"])
 LAYOUTS = Registry("LAYOUTS", locations=["aigbench.datasets.layouts", "aigbench.datasets.sources"])
 DATASETS = LAYOUTS  # the name used by aigbench 0.1
-PERTURBATIONS = Registry("PERTURBATIONS", locations=["aigbench.robustness.perturbations"])
+PERTURBATIONS = Registry("PERTURBATIONS", locations=["aigbench.imageops.perturbations"])

@@ -11,12 +11,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CIFAKE = Path(os.environ.get("AIGBENCH_CIFAKE", REPO.parent / "shared" / "data" / "cifake-mini"))
+SHARED_CIFAKE = REPO.parent / "shared" / "data" / "cifake-mini"
+IN_REPO_CIFAKE = Path(__file__).resolve().parent / "data" / "cifake"  # 320 + 320 train, 120 + 120 test
+# AIGBENCH_CIFAKE, else the shared subset beside the repository, else the fixture the repository carries:
+# the tests pick the first files of each folder in sorted order, which the fixture holds, so a plain
+# clone runs every test with the same images.
+CIFAKE = Path(
+    os.environ.get("AIGBENCH_CIFAKE")
+    or (SHARED_CIFAKE if (SHARED_CIFAKE / "train" / "REAL").is_dir() else IN_REPO_CIFAKE)
+)
 
 
 def need_cifake() -> Path:
     if not (CIFAKE / "train" / "REAL").is_dir():
-        pytest.skip(f"shared CIFAKE data not found at {CIFAKE} (set AIGBENCH_CIFAKE)")
+        pytest.fail(f"CIFAKE data not found at {CIFAKE}: AIGBENCH_CIFAKE names a folder without train/REAL")
     return CIFAKE
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from aigbench.errors import ConfigError
-from aigbench.robustness.perturbations import AIGenBenchChain
+from aigbench.imageops.perturbations import AIGenBenchChain
 
 from conftest import bench, cifake_subset, need_cifake, script
 

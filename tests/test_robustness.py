@@ -12,9 +12,9 @@ from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.dist import DistContext
 from aigbench.engine.loop import predict
 from aigbench.errors import ConfigError
+from aigbench.imageops.perturbations import Perturbation
 from aigbench.registry import PERTURBATIONS
 from aigbench.robustness.grid import build_grid, run_grid
-from aigbench.robustness.perturbations import Perturbation
 
 from conftest import cifake_subset
 from test_datasets import ConstantModel
@@ -303,7 +303,7 @@ def test_centre_crops_perturb_only_the_pixels_they_keep_and_equal_perturbing_the
     transform = ImageTransform(224, False, resize_mode=mode)
     calls = []
     grid = {"blur": [0, 0.5, 2, 4], "noise": [0, 5, 20], "jpeg": [100, 95, 60, 30], "webp": [70], "resize": [0.5]}
-    from aigbench.robustness.perturbations import JPEG, Chain, GaussianBlur
+    from aigbench.imageops.perturbations import JPEG, Chain, GaussianBlur
 
     class Stretched(GaussianBlur):  # a subclass whose own apply reads the whole image
         def apply(self, x):

@@ -124,11 +124,18 @@ def test_every_shipped_suite_has_a_card_with_sourced_references():
         assert set(folders) <= declared, f"{name}: {set(folders) - declared}"
 
 
+@pytest.fixture(scope="module")
+def evaluated(trained, tmp_path_factory) -> Path:
+    """Every shipped suite on its official tree, evaluated by one ``bench eval`` (the model loads once)."""
+    trees = tmp_path_factory.mktemp("trees")
+    flags = [a for name in sorted(builtin_suites()) for a in ("--suite", f"{name}={build_tree(name, trees / name)}")]
+    bench("eval", "--run", "run", *flags, "--no_progress", cwd=trained)
+    return trained / "run" / "suites"
+
+
 @pytest.mark.parametrize("name", sorted(builtin_suites()))
-def test_suite_numbers_equal_the_official_formula_on_its_tree(trained, tmp_path, name):
-    root = build_tree(name, tmp_path / name)
-    bench("eval", "--run", "run", "--suite", f"{name}={root}", "--no_progress", cwd=trained)
-    out = trained / "run" / "suites" / name
+def test_suite_numbers_equal_the_official_formula_on_its_tree(evaluated, name):
+    out = evaluated / name
     m = json.loads((out / "metrics.json").read_text())
     assert not m["partial"]
     suite = load_suite(name)
@@ -143,6 +150,7 @@ def test_suite_numbers_equal_the_official_formula_on_its_tree(trained, tmp_path,
     assert "| mean |" in table and all(f"| {s} |" in table for s in m["per_set"])
     for r in suite.references:
         assert r.detector in table
+    assert m["provenance"]["checkpoint"]["sha256"] and m["geometry"] == suite.geometry_for("MyModel")
 
 
 def test_a_partial_tree_is_flagged_and_named(trained, tmp_path):
@@ -163,17 +171,14 @@ def test_diffusionforensics_as_shipped_keeps_its_fakes(tmp_path):
         assert rs.n_fake > 0 and rs.n_real > 0, name
 
 
-def test_leaderboard_across_suites(trained, tmp_path):
-    for name in ("chameleon", "wildrf"):
-        root = build_tree(name, tmp_path / name)
-        bench("eval", "--run", "run", "--suite", f"{name}={root}", "--no_progress", cwd=trained)
+def test_leaderboard_across_suites(evaluated, trained, tmp_path):
     out = tmp_path / "lb"
     bench("leaderboard", "run", "--out", str(out), cwd=trained)
     with open(out / "leaderboard.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     accs = []
-    for name in ("chameleon", "wildrf"):
-        m = json.loads((trained / "run" / "suites" / name / "metrics.json").read_text())
+    for name in sorted(builtin_suites()):
+        m = json.loads((evaluated / name / "metrics.json").read_text())
         accs.append(m["mean"]["acc"])
         assert float(rows[0][f"{name} acc"]) == pytest.approx(m["mean"]["acc"], abs=1e-5)
     assert float(rows[0]["mean acc"]) == pytest.approx(np.mean(accs), abs=1e-5)
@@ -186,3 +191,14 @@ def test_unknown_suite_names_the_suites():
 
     with pytest.raises(ConfigError, match="forensynths"):
         load_suite("forensynth")
+
+
+def test_diffusionforensics_as_shipped_is_its_own_layout_and_keeps_its_fakes(tmp_path):
+    from aigbench.datasets.layouts import detect_layout, load_samples
+
+    root = build_tree("diffusionforensics", tmp_path / "DiffusionForensics")  # images/test/<subset>/{real,adm,...}
+    assert detect_layout(root) == "DiffusionForensics"
+    samples = load_samples(root, "test")
+    fakes = {s.generator for s in samples if s.label == 1}
+    assert "lsun_bedroom/adm" in fakes and "imagenet/sdv1" in fakes and len(fakes) == 10
+    assert {s.generator for s in samples if s.label == 0} == {"lsun_bedroom/real", "imagenet/real"}

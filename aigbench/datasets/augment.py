@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from aigbench.errors import ConfigError
-from aigbench.robustness.perturbations import JPEG, GaussianBlur
+from aigbench.imageops.perturbations import JPEG, GaussianBlur
 
 
 class AugmentChain:

@@ -23,7 +23,7 @@ import numpy as np
 
 from aigbench.datasets.layouts import Sample
 from aigbench.datasets.sources import load_image
-from aigbench.engine.threads import affinity_cpus
+from aigbench.envinfo import affinity_cpus
 
 log = logging.getLogger("aigbench")
 

@@ -260,6 +260,65 @@ class GenImage(FolderLayout):
     priority = 20
 
 
+# DiffusionForensics' generator folders (DIRE README L32-55; NPR README L106-114; DIRE compute_dire.sh L7)
+DIFFUSION_FORENSICS_GENERATORS = frozenset(
+    {"adm", "ddpm", "iddpm", "ldm", "pndm", "sdv1", "sdv1_new", "sdv1_new1", "sdv1_new2", "sdv2", "vqdiffusion",
+     "if", "dalle2", "midjourney"}
+)  # fmt: skip
+
+
+@LAYOUTS.register_module()
+class DiffusionForensics(FolderLayout):
+    """DiffusionForensics (DIRE, ICCV 2023) as shipped: ``images/{train,val,test}/<subset>/{real,
+    adm, ddpm, ...}``: ``real/`` holds the subset's reals, each sibling folder a generator's fakes.
+    Read as CIFAKE, ``real/`` would be the only label folder and every fake would be dropped.
+    Generators are named ``<subset>/<generator>`` (``lsun_bedroom/adm``) and the reals form the
+    real pools ``<subset>/real``: per-generator metrics score each generator's fakes against the
+    pooled reals of every subset; ``bench eval --suite diffusionforensics`` pairs each generator
+    with its own subset's reals, as the paper does."""
+
+    priority = 25  # before CIFAKE, whose REAL/FAKE words would claim real/
+
+    @classmethod
+    def _subset(cls, names: Sequence[str]) -> bool:
+        lower = {n.lower() for n in names}
+        return "real" in lower and bool(lower & DIFFUSION_FORENSICS_GENERATORS) and not lower & {"fake", "1_fake"}
+
+    @classmethod
+    def detect(cls, root: Path, labels: Optional[dict[str, int]] = None) -> bool:
+        if labels or not root.is_dir():
+            return False
+        for dirpath, dirnames, _ in os.walk(root, followlinks=True):
+            if cls._subset(dirnames):
+                return True
+            if len(Path(dirpath).relative_to(root).parts) >= 4:
+                dirnames[:] = []
+        return False
+
+    @classmethod
+    def samples(cls, root: Path, labels: Optional[dict[str, int]] = None) -> list[Sample]:
+        out: list[Sample] = []
+        subsets: dict[str, str] = {}  # subset folder -> its split
+        for walk in walk_splits(root):
+            dirnames = sorted(d for d in os.listdir(walk.dirpath) if os.path.isdir(os.path.join(walk.dirpath, d)))
+            if cls._subset(dirnames):
+                subsets[walk.dirpath] = walk.split
+        for folder, split in sorted(subsets.items()):
+            subset = os.path.basename(folder)
+            for name in sorted(os.listdir(folder)):
+                path = os.path.join(folder, name)
+                if not os.path.isdir(path):
+                    continue
+                real = name.lower() == "real"
+                for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
+                    dirnames.sort()
+                    for f in sorted(filenames):
+                        if f.lower().endswith(IMAGE_EXTENSIONS):
+                            gen = f"{subset}/real" if real else f"{subset}/{name}"
+                            out.append(Sample(os.path.join(dirpath, f), 0 if real else 1, gen, subset, split))
+        return out
+
+
 class OneClassFolders:
     """Base of the one-class layouts: every image below ``root`` has ``label``; the generator is
     the first folder below ``root`` (Synthbuster: ``root/<generator>/*.png``). Never detected

@@ -171,7 +171,7 @@ def build_transform(args: argparse.Namespace, train: bool) -> ImageTransform:
 
 def eval_perturbation(spec: str) -> Any:
     """``--eval_perturb CHAIN``: a chain of perturbations with every strength given, switched on."""
-    from aigbench.robustness.perturbations import Chain
+    from aigbench.imageops.perturbations import Chain
 
     try:
         chain = Chain(spec, 1.0)

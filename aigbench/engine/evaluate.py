@@ -226,9 +226,12 @@ def record_predictions(
 def result_folder(name: str, result: Mapping[str, Any]) -> str:
     """The folder of a dataset's result: its name, or, for images re-encoded by ``--align_format``
     or distorted by ``--eval_perturb``, a folder of their own beside the raw result
-    (``demo+align_jpeg-96``), so that neither overwrites the other."""
+    (``demo+align_jpeg-96``), so that neither overwrites the other. A robustness point (its result
+    names its ``perturbation``) already has a folder of its own: the name alone."""
     import re
 
+    if "perturbation" in result:
+        return name
     parts = [name]
     for key, tag in (("align_format", "align"), ("eval_perturb", "perturb")):
         if result.get(key):

@@ -18,15 +18,12 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from aigbench.envinfo import affinity_cpus  # noqa: F401  (re-exported: the CPUs of this process)
+
 log = logging.getLogger("aigbench")
 
 CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
-
-
-def affinity_cpus() -> set[int]:
-    """The CPUs this process may run on (its affinity set; every CPU where the OS has none)."""
-    return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
 
 
 def cgroup_cpu_quota(v2: Path = CGROUP_V2, v1: tuple[Path, Path] = CGROUP_V1) -> Optional[float]:

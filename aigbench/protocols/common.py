@@ -23,12 +23,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
 from aigbench.errors import AigbenchError
-from aigbench.fileio import atomic_open, write_json
+from aigbench.fileio import atomic_open, read_matrix, write_json, write_matrix  # noqa: F401  (matrix files)
 from aigbench.metrics import METRIC_NAMES
 
 log = logging.getLogger("aigbench")
@@ -231,33 +231,6 @@ def read_predictions(path: Union[str, os.PathLike]) -> tuple[np.ndarray, np.ndar
         np.array([float(r["score"]) for r in rows]),
         np.array([r.get("generator", "") for r in rows], dtype=object),
     )
-
-
-def write_matrix(
-    path: Union[str, os.PathLike],
-    row_names: Sequence[str],
-    col_names: Sequence[str],
-    matrix: np.ndarray,
-    corner: str,
-    extra_cols: Optional[Mapping[str, Sequence[float]]] = None,
-) -> None:
-    """A CSV whose first column names the rows (header ``corner``), then one column per entry."""
-    extra = dict(extra_cols or {})
-    with atomic_open(path) as f:
-        w = csv.writer(f)
-        w.writerow([corner, *col_names, *extra])
-        for i, r in enumerate(row_names):
-            vals = [*matrix[i], *(v[i] for v in extra.values())]
-            w.writerow([r, *("" if not math.isfinite(float(v)) else f"{float(v):.6g}" for v in vals)])
-
-
-def read_matrix(path: Union[str, os.PathLike]) -> tuple[str, list[str], list[str], np.ndarray]:
-    """``(corner, rows, columns, values)`` of a CSV written by :func:`write_matrix`."""
-    with open(path, newline="", encoding="utf-8") as f:
-        table = list(csv.reader(f))
-    head, body = table[0], table[1:]
-    values = np.array([[float(v) if v else math.nan for v in r[1:]] for r in body], dtype=float)
-    return head[0], [r[0] for r in body], head[1:], values
 
 
 def save_heatmap(

@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from aigbench.errors import ConfigError
-from aigbench.fileio import stale_result
+from aigbench.fileio import read_matrix, read_suite_results, stale_result
 from aigbench.metrics.binary import is_fake
 from aigbench.reports import plots
 
@@ -252,8 +252,6 @@ def _run_section(run: Run, images: _Images) -> dict[str, Any]:
         for p, fig in plots.robustness_figures(run.robustness, by=by).items():
             figs.append(images.add(fig, f"{run.name}_rob_{p}_{by}", f"robustness: {p}, one line per {by}"))
     for name, path in run.matrices.items():
-        from aigbench.protocols.common import read_matrix
-
         corner, rows, cols, m = read_matrix(path)
         keep = [j for j, c in enumerate(cols) if c not in ("mean", "past", "current", "next")]
         fig = plots.heatmap(m[:, keep], rows, [cols[j] for j in keep], f"{name} ({corner})", "tested on", "trained on")
@@ -292,8 +290,6 @@ def _run_section(run: Run, images: _Images) -> dict[str, Any]:
                     "n": "",
                 }
             )
-    from aigbench.suites.leaderboard import suite_results
-
     suites = [
         {
             "suite": name,
@@ -302,7 +298,7 @@ def _run_section(run: Run, images: _Images) -> dict[str, Any]:
             "sets": len(m.get("per_set") or {}),
             "partial": "partial" if m.get("partial") else "",
         }
-        for name, m in suite_results(run.path).items()
+        for name, m in read_suite_results(run.path).items()
     ]
     return {
         "name": run.name,

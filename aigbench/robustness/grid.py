@@ -24,9 +24,9 @@ from aigbench.engine.evaluate import DEFAULT_MAX_SKIP_RATIO, evaluate_datasets, 
 from aigbench.engine.loggers import RunLogger, atomic_open, fmt_metric, inside, safe_name, to_jsonable, write_json
 from aigbench.engine.loop import Predictions, predict_views
 from aigbench.errors import ConfigError
+from aigbench.imageops.perturbations import CHAIN_SEP, Chain, Perturbation
 from aigbench.metrics import METRIC_NAMES
 from aigbench.registry import PERTURBATIONS
-from aigbench.robustness.perturbations import CHAIN_SEP, Chain, Perturbation
 
 log = logging.getLogger("aigbench")
 

@@ -6,7 +6,6 @@ suites their mean, worst and standard deviation, as AIGIBench and DDA report the
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 from pathlib import Path
@@ -15,26 +14,14 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from aigbench.errors import ConfigError
-from aigbench.fileio import atomic_open, stale_result
+from aigbench.fileio import atomic_open, read_suite_results
 
 log = logging.getLogger("aigbench")
 
 
-def suite_results(run: Path) -> dict[str, dict[str, Any]]:
-    """``{suite: metrics.json}`` of a run's suite evaluations (stale ones left out, with a warning)."""
-    out = {}
-    for p in sorted((run / "suites").glob("*/metrics.json")):
-        reason = stale_result(p)
-        if reason:
-            log.warning("not on the leaderboard: %s", reason)
-            continue
-        out[p.parent.name] = json.loads(p.read_text(encoding="utf-8"))
-    return out
-
-
 def leaderboard(runs: Sequence[Union[str, os.PathLike]]) -> dict[str, Any]:
     """Rows (one per run) of mean acc / AP per suite and across suites (mean, worst, std)."""
-    results = {str(r): suite_results(Path(r)) for r in runs}
+    results = {str(r): read_suite_results(r) for r in runs}
     suites = sorted({s for res in results.values() for s in res})
     if not suites:
         raise ConfigError(
