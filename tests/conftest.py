@@ -22,6 +22,15 @@ CIFAKE = Path(
 )
 
 
+def need_full_cifake() -> Path:
+    """The whole 12 000-image cifake-mini, for the few tests that count all of it:
+    ``AIGBENCH_CIFAKE_FULL``, else the shared copy beside the repository (CI has it)."""
+    full = Path(os.environ.get("AIGBENCH_CIFAKE_FULL") or SHARED_CIFAKE)
+    if not (full / "train" / "REAL").is_dir() or len(os.listdir(full / "train" / "REAL")) < 5000:
+        pytest.skip(f"needs the whole cifake-mini (12 000 images) at {full}; set AIGBENCH_CIFAKE_FULL")
+    return full
+
+
 def need_cifake() -> Path:
     if not (CIFAKE / "train" / "REAL").is_dir():
         pytest.fail(f"CIFAKE data not found at {CIFAKE}: AIGBENCH_CIFAKE names a folder without train/REAL")

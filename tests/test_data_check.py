@@ -27,7 +27,7 @@ from aigbench.datasets.check import (
     inspect_file,
 )
 
-from conftest import CIFAKE, need_cifake
+from conftest import need_cifake, need_full_cifake
 
 # ForenSynths shape: <split>/<generator>/{0_real,1_fake}; N images per class and folder.
 N = 40
@@ -380,10 +380,10 @@ def test_cli_errors_name_the_flag(tmp_path):
 @pytest.mark.slow
 def test_cifake_mini_in_under_30_seconds(tmp_path):
     """The whole shared cifake-mini (train + test, 12 000 images) through the command."""
-    need_cifake()
+    full = need_full_cifake()
     out = tmp_path / "cifake.json"
     proc = subprocess.run(
-        [sys.executable, "-c", "from aigbench.cli.main import main; main()", "data", "check", str(CIFAKE)]
+        [sys.executable, "-c", "from aigbench.cli.main import main; main()", "data", "check", str(full)]
         + ["--json", str(out)],
         capture_output=True,
         text=True,

@@ -13,7 +13,7 @@ from aigbench.datasets.transforms import ImageTransform, Normalizer
 from aigbench.engine.dist import DistContext
 from aigbench.engine.loop import predict
 
-from conftest import CIFAKE, need_cifake
+from conftest import CIFAKE, need_cifake, need_full_cifake
 
 
 def write_img(path, value=128, size=8):
@@ -22,10 +22,10 @@ def write_img(path, value=128, size=8):
 
 
 def test_cifake_layout_on_shared_data():
-    need_cifake()
-    train = load_samples(CIFAKE, "train")
-    test = load_samples(CIFAKE, "test")
-    assert detect_layout(CIFAKE / "train") == "CIFAKE"
+    full = need_full_cifake()
+    train = load_samples(full, "train")
+    test = load_samples(full, "test")
+    assert detect_layout(full / "train") == "CIFAKE"
     assert (len(train), sum(s.label for s in train)) == (10000, 5000)
     assert (len(test), sum(s.label for s in test)) == (2000, 1000)
     assert all((s.label == 1) == ("/FAKE/" in s.path) for s in test)

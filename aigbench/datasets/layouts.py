@@ -34,13 +34,14 @@ and ProGAN test sets):
 
 A path that *is* a split folder (``--data_path ROOT/train``, ``--val_data_path ROOT/val``,
 ``--test_data_path ROOT/test``), or that lies inside one (``ROOT/test/progan``; the path and
-its three nearest parents are looked at), reads the whole split, with every class.
+its three nearest parents are looked at, and a parent counts when its own parent's folders are
+split folders: ``~/test/mydata`` is not in a split), reads the whole split, with every class.
 ``load_samples(path, "train")`` keeps that split only; when the tree has no split folders
 the whole tree is the requested split; when it has splits but not the requested one, it is
 an error that lists those it has (except that a test request falls back to ``val``, the
 split that GenImage and ForenSynths' validation sets are evaluated on, with a note).
-Without a requested split, a tree with several splits is an error that lists them. Training
-data that would read a file from below a ``val``/``test`` folder is an error.
+Without a requested split, a tree with several splits is an error that lists them; a path inside
+a ``val``/``test`` split has no ``train`` split, so training on it is an error.
 
 **Generator and category.** The generator is the first folder between the root and the
 label folder that is not a split folder (``progan`` in ``train/progan/car/1_fake``). In the
@@ -112,9 +113,19 @@ def context_split(root: Path) -> tuple[str, tuple[str, ...]]:
     (``("progan",)``); ``("", ())`` when none."""
     p = Path(os.path.abspath(root))
     for depth, q in enumerate([p, *list(p.parents)[:3]]):
-        if _split_word(q.name):
+        if _split_word(q.name) and _is_split_folder(q):
             return _split_word(q.name), p.parts[len(p.parts) - depth :]
     return "", ()
+
+
+def _is_split_folder(folder: Path) -> bool:
+    """Whether ``folder`` (named like a split) is a split folder of its parent's children, by
+    the rule of :func:`_children_are_splits` (``~/test/mydata`` is not: ``~`` holds other folders)."""
+    try:
+        siblings = [d.name for d in folder.parent.iterdir() if d.is_dir()]
+    except OSError:
+        return False
+    return _children_are_splits(siblings, at_root=True, inherited=False)
 
 
 def _children_are_splits(names: Sequence[str], at_root: bool, inherited: bool) -> bool:
@@ -156,10 +167,9 @@ def walk_splits(root: Path, position: str = "top", labels: Sequence[str] = ()) -
         rel = Path(dirpath).relative_to(root).parts
         split, index = state.pop(dirpath, (inherited, -1))
         in_label = any(p.lower() in labels for p in rel)
-        if position == "label_parent":
-            pos = [i for i, p in enumerate(rel) if p.lower() in labels]
-            if pos and pos[-1] >= 1 and _split_word(rel[pos[-1] - 1]):
-                split, index = _split_word(rel[pos[-1] - 1]), pos[-1] - 1
+        pos = [i for i, p in enumerate(rel) if p.lower() in labels] if position == "label_parent" else []
+        if pos and pos[-1] >= 1 and _split_word(rel[pos[-1] - 1]):  # GenImage: <gen>/<sub>/{train,val}/ai
+            split, index = _split_word(rel[pos[-1] - 1]), pos[-1] - 1
         elif index < 0 and not in_label and _children_are_splits(dirnames, not rel, bool(inherited)):
             for d in dirnames:
                 state[os.path.join(dirpath, d)] = (_split_word(d), len(rel))
@@ -603,18 +613,6 @@ def select_split(samples: list[Sample], split: Optional[str], where: str) -> lis
     return [s for s in samples if s.split == split]
 
 
-def check_no_eval_folders(samples: Sequence[Sample], root: Path, where: str) -> None:
-    """Training data read from below a ``val``/``test`` folder is an error that names the folder."""
-    for s in samples:
-        parts = Path(os.path.relpath(s.path, root)).parts[:-1]
-        bad = [p for p in parts if _split_word(p) in ("val", "test")]
-        if bad:
-            raise DatasetError(
-                f"{where}: training would read {s.path}, which lies below a {bad[0]}/ folder (a held-out split). "
-                "Point --data_path at the training split (e.g. ROOT/train) or at the dataset root"
-            )
-
-
 def check_label_folders(samples: Sequence[Sample], roots: Sequence[Path], labels: dict[str, int]) -> None:
     """Each folder name of an explicit ``--label_map`` must hold images below ``roots``: a name the
     data does not have (a typo, another tool's folder names) is an error that lists the folders."""
@@ -685,8 +683,6 @@ def load_samples(
     if getattr(cls, "lists_paths", False):
         check_paths_exist(samples, where)
     samples = select_split(samples, split, where)
-    if split == "train" and not getattr(cls, "lists_paths", False):
-        check_no_eval_folders(samples, root, where)
     if not samples:
         raise DatasetError(f"{where}: found no images ({', '.join(IMAGE_EXTENSIONS)})")
     check_labels(samples, where)

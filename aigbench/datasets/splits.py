@@ -180,11 +180,15 @@ def _take(
         if len(group_ids) >= 2:
             target = max(target, 1)
         got = 0
-        for k, gi in enumerate(rng.permutation(len(group_ids))):
+        order = rng.permutation(len(group_ids))
+        for k, gi in enumerate(order):
             if got >= target or k == len(group_ids) - 1:
                 break
+            size = len(members[group_ids[gi]])
+            if got and got + size > target:  # a large group of copies would overshoot: keep it for the rest
+                continue
             taken.update(members[group_ids[gi]])
-            got += len(members[group_ids[gi]])
+            got += size
     return taken
 
 

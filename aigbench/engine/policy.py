@@ -155,20 +155,21 @@ def sync_best(run: TrainingRun, best: dict[str, Any]) -> None:
     """Make ``checkpoint-best.pth`` the checkpoint of ``best["epoch"]`` (copied from its epoch
     checkpoint, with ``best`` recorded in it); none when there is no best."""
     path = run.out / BEST_NAME
+    src = run.out / f"checkpoint-{best['epoch']}.pth" if best else None
+    if src is not None and not src.is_file():  # on every rank: all of them stop, none waits in a collective
+        raise CheckpointError(
+            f"--best_metric {best['metric']}: epoch {best['epoch']} is the best on validation, but {src} was "
+            "removed (--keep_last); resume with the --best_metric the run was trained with, or start a new run"
+        )
     if not run.ctx.is_main:
         return
     if not best:
         if path.is_file():
             set_aside(run.out, [path], "no-best")
         return
-    if path.is_file() and checkpoint.load_checkpoint(path).get("best") == best:
+    stored = checkpoint.load_checkpoint(path).get("best") or {} if path.is_file() else {}
+    if (stored.get("epoch"), stored.get("metric")) == (best["epoch"], best["metric"]):
         return
-    src = run.out / f"checkpoint-{best['epoch']}.pth"
-    if not src.is_file():
-        raise CheckpointError(
-            f"--best_metric {best['metric']}: epoch {best['epoch']} is the best on validation, but {src} was "
-            "removed (--keep_last); resume with the --best_metric the run was trained with, or start a new run"
-        )
     state = checkpoint.load_checkpoint(src)
     state["best"] = dict(best)
     checkpoint.atomic_torch_save(state, path)
@@ -192,6 +193,13 @@ def set_aside(out: Path, paths: Sequence[Path], tag: str) -> Optional[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(p), str(target))
     return dest
+
+
+def later_epochs_exist(out: Path, epoch: int) -> bool:
+    """Whether the run went beyond ``epoch`` (checkpoints, results or log rows of later epochs)."""
+    if any(checkpoint.epoch_of(p) > epoch for p in checkpoint.list_epoch_checkpoints(out)):
+        return True
+    return any(int(r.get("epoch", -1)) > epoch for r in read_log(out))
 
 
 def set_aside_later(run: TrainingRun, epoch: int) -> None:
@@ -295,7 +303,9 @@ def finish_epoch(run: TrainingRun, state: ResumeState, epoch: int, record: dict[
     """The steps of ``epoch`` after training that ``done`` lacks; True when early stopping is due."""
     args, ctx, out = run.args, run.ctx, run.out
     record = dict(record)
-    if run.val_loader is not None and "validated" not in done:
+    if run.val_loader is None:
+        done.add("validated")  # nothing to validate: the step is done
+    elif "validated" not in done:
         record.update(
             selection.validate_and_select(
                 run.model,
@@ -333,6 +343,8 @@ def finish_epoch(run: TrainingRun, state: ResumeState, epoch: int, record: dict[
             record.update({f"test_{name}_mean_over_sets_{k}": v for k, v in evaluate.headline(r).items()})
         done.add("tested")
         mark(run, epoch, done, record)
+    elif not (test_due(args, epoch) or stop) or not run.test_loaders:
+        done.add("tested")  # not due this epoch (or no test set): nothing left to do
     if "logged" not in done:
         log_row(run, record)
         run.logger.flush()
@@ -357,8 +369,11 @@ def resume_unfinished(run: TrainingRun, state: ResumeState) -> bool:
     last = state.start_epoch - 1
     if last < 0:
         return False
+    branch = later_epochs_exist(run.out, last)  # the same answer on every rank (shared output folder)
     set_aside_later(run, last)
-    if run.val_loader is not None:
+    metric_changed = state.best.get("metric") not in (None, run.args.best_metric)
+    if run.val_loader is not None and (branch or metric_changed):
+        # the stored results carry 6 digits: re-rank only when the stored best cannot be trusted
         best = rank_validation(run.out, run.args.best_metric, last)
         if best != state.best:
             if state.best.get("metric") not in (None, run.args.best_metric):

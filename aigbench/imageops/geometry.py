@@ -59,8 +59,11 @@ def pad_to(img: np.ndarray, size: int, pad: str = "constant") -> np.ndarray:
         raise ValueError(f"--pad_mode must be one of {', '.join(PAD_MODES)}, got {pad!r}")
     dy, dx = max(size - h, 0), max(size - w, 0)
     widths = ((dy // 2, (dy + 1) // 2), (dx // 2, (dx + 1) // 2), (0, 0))[: img.ndim]
-    if pad in ("constant", "wrap"):  # wrap: the image tiled around itself (NPR's translate_duplicate)
-        return np.pad(img, widths, mode=pad)
+    if pad == "wrap":  # tiled from the top-left corner, as NPR's translate_duplicate, then centre-cropped
+        tiles = ((0, h * -(-size // h) - h if h < size else 0), (0, w * -(-size // w) - w if w < size else 0))
+        return np.pad(img, (*tiles, (0, 0))[: img.ndim], mode="wrap")
+    if pad == "constant":
+        return np.pad(img, widths, mode="constant")
     import cv2
 
     (top, bottom), (left, right) = widths[0], widths[1]

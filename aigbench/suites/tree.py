@@ -162,6 +162,9 @@ def check_tree(suite: Suite, root: os.PathLike) -> TreeCheck:
         for parent in parents
         if parent.is_dir()
         for d in parent.iterdir()
-        if d.is_dir() and not d.name.startswith(".") and str(d.relative_to(base)) not in prefixes
+        if d.is_dir()
+        and not d.name.startswith(".")
+        and str(d.relative_to(base)) not in prefixes
+        and d.name.lower() not in ("train", "val", "test", "training", "validation")  # GenImage's train/ beside val/
     )
     return TreeCheck(suite, tree, root, prefix, sets, missing, unexpected, counts)
