@@ -122,3 +122,12 @@ def test_small_images_are_zero_padded_as_torchvision_and_mirrored_on_request(pho
     mirrored = ours_array(small, Preprocess(input_size=224, resize_mode="crop", pad_mode="reflect"))
     assert mirrored.shape == (224, 224, 3) and not (mirrored[:, :40] == 0).all()
     assert np.array_equal(mirrored[31:192, 53:170], small)  # the image itself sits where torchvision puts it
+
+
+def test_wrap_tiles_from_the_corner_as_npr_then_crops_the_centre():
+    """NPR's GenImage test (README L180-227, ``translate_duplicate``): a 128 px image tiled from
+    the top-left corner to 256 px, then ``CenterCrop(224)`` (offset round(32 / 2) = 16)."""
+    img = (np.arange(128 * 128 * 3).reshape(128, 128, 3) % 251).astype(np.uint8)
+    got = ours_array(img, Preprocess(input_size=224, resize_mode="crop", pad_mode="wrap"))
+    tiled = np.tile(img, (2, 2, 1))
+    assert np.array_equal(got, tiled[16:240, 16:240])

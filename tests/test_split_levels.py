@@ -134,3 +134,23 @@ def test_genimage_splits_sit_above_the_label_folders(tmp_path):
     assert len(load_samples(sub / "val", "val")) == 4
     with pytest.raises(DatasetError, match="train"):
         load_samples(sub / "val", "train")
+
+
+def test_a_folder_named_like_a_split_above_ones_own_data_is_not_a_split(tmp_path):
+    """``~/test/mydata``: ``test`` is not a split folder of ``~`` (which holds other folders)."""
+    data = tmp_path / "test" / "mydata"
+    write_pngs(data / "0_real", demo_images("test", "REAL", 2))
+    write_pngs(data / "1_fake", demo_images("test", "FAKE", 2))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "notes").mkdir()
+    assert len(load_samples(data, "train")) == 4  # one's own data, trainable
+    assert {s.generator for s in load_samples(data, "test")} == {""}
+
+
+def test_genimage_repacked_under_split_folders_keeps_its_splits(tmp_path):
+    """``ROOT/{train,val}/<gen>/{ai,nature}`` (a common repackaging): the split is the top folder."""
+    for split in ("train", "val"):
+        write_pngs(tmp_path / split / "sdv4" / "ai", demo_images("train", "FAKE", 2), 64)
+        write_pngs(tmp_path / split / "sdv4" / "nature", demo_images("train", "REAL", 2), 64)
+    assert {s.split for s in load_samples(tmp_path, "train")} == {"train"}
+    assert {s.generator for s in load_samples(tmp_path, "test")} == {"sdv4"}  # val/, as GenImage is evaluated
