@@ -69,6 +69,48 @@ def write_json(path: Union[str, os.PathLike], obj: Any) -> None:
         f.write(json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 
+def read_jsonl(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (``log.jsonl``), ``[]`` when it does not exist. A line that
+    does not parse (cut by a kill, or being written by another process right now) is left out:
+    its record is written again, or complete at the next read."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def set_aside(
+    out: Union[str, os.PathLike], paths: Sequence[Path], tag: str, under: str = "abandoned"
+) -> Optional[Path]:
+    """Move the existing ``paths`` (each below ``out``, keeping its place there) into a new
+    ``out/<under>/<tag>[-k]/``, which it returns (None when none exists). Nothing is deleted, and
+    nothing leaves ``out``."""
+    import shutil
+
+    out = Path(out)
+    paths = [p for p in paths if p.exists()]
+    if not paths:
+        return None
+    dest = out / under / tag
+    k = 1
+    while dest.exists():
+        k += 1
+        dest = out / under / f"{tag}-{k}"
+    for p in paths:
+        target = dest / p.relative_to(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(p), str(target))
+    return dest
+
+
 _HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: each file hashed once
 
 

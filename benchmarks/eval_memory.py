@@ -77,7 +77,7 @@ def evaluation_growth(data: Path, n: int, tmp: Path) -> float:
     from aigbench.datasets.dataset import ImageDataset, build_loader
     from aigbench.datasets.transforms import ImageTransform
     from aigbench.engine.dist import DistContext
-    from aigbench.engine.evaluate import evaluate_datasets
+    from aigbench.evaluation.evaluate import evaluate_datasets
 
     pq_path = tmp / "tiny.parquet"
     write_parquet(data, n, pq_path)

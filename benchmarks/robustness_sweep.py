@@ -74,7 +74,7 @@ def main() -> None:
     from aigbench.datasets.transforms import ImageTransform
     from aigbench.engine.build import use_channels_last
     from aigbench.engine.dist import DistContext
-    from aigbench.engine.evaluate import evaluate_datasets
+    from aigbench.evaluation.evaluate import evaluate_datasets
     from aigbench.model_zoo.timm_backbone import TimmDetector
     from aigbench.robustness.grid import run_grid
 

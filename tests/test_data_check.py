@@ -16,8 +16,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from aigbench.cli.main import cli
-from aigbench.datasets.check import (
+from aigbench.audit import (
     FEATURE_WORDS,
     check_dataset,
     estimate_jpeg_quality,
@@ -26,6 +25,7 @@ from aigbench.datasets.check import (
     inspect_bytes,
     inspect_file,
 )
+from aigbench.cli.main import cli
 
 from conftest import need_cifake, need_full_cifake
 
@@ -357,7 +357,7 @@ def test_help_and_check_do_not_import_torch(mixed_tree):
         "for argv in (['--help'], ['data', '--help'], ['data', 'check', '--help']):\n"
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
         "assert 'torch' not in sys.modules, 'help imported torch'\n"
-        "from aigbench.datasets.check import check_dataset\n"
+        "from aigbench.audit import check_dataset\n"
         f"r = check_dataset({str(mixed_tree)!r})\n"
         "print('TORCH' if 'torch' in sys.modules else 'NO_TORCH', r['n_files'])"
     )

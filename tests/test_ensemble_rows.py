@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from aigbench.engine.ensemble import ensemble_runs
+from aigbench.evaluation.ensemble import ensemble_runs
 
 
 def fake_run(root, scores, paths, labels):

@@ -14,7 +14,7 @@ from aigbench.datasets.dataset import ImageDataset, build_loader
 from aigbench.datasets.layouts import DatasetError, detect_layout, load_samples, parse_label_map
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.dist import DistContext
-from aigbench.engine.evaluate import evaluate_datasets
+from aigbench.evaluation.evaluate import evaluate_datasets
 from aigbench.imageops import FormatAlign, decode_image
 
 from test_datasets import ConstantModel
@@ -522,7 +522,7 @@ def test_review_fixes_for_real_trees_and_tables(tmp_path, monkeypatch, aigbench_
 
 
 def test_data_check_takes_sources_like_data_path_and_mixed_file_and_row_lists(tmp_path):
-    from aigbench.datasets.check import check_dataset
+    from aigbench.audit import check_dataset
 
     sb = tmp_path / "synthbuster"
     fill(sb / "dalle3", cifake_files("test", "FAKE", 4))

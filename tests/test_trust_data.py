@@ -18,9 +18,9 @@ from aigbench.datasets.splits import split_train_val
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.contract import OutputContractError, validate_output
 from aigbench.engine.dist import DistContext
-from aigbench.engine.evaluate import format_score, score_predictions
 from aigbench.engine.loggers import clean_float, to_jsonable
 from aigbench.engine.loop import predict
+from aigbench.evaluation.evaluate import format_score, score_predictions
 from aigbench.imageops import decode_image
 from aigbench.metrics import generator_breakdown, youden_threshold
 
@@ -154,7 +154,7 @@ def test_one_class_test_set_says_auroc_is_undefined(tmp_path):
     preds = predict(ConstantModel(), loader, DistContext(torch.device("cpu")))
     result = score_predictions(preds, loader)
     assert result["notes"] == ["only fake images: AUROC and AP are undefined (n/a); accuracy is the recall of fakes"]
-    from aigbench.engine.evaluate import results_table
+    from aigbench.evaluation.evaluate import results_table
 
     table = results_table("c.pth", {"fakes": result})
     assert "n/a" in table and "nan" not in table.lower()
@@ -199,7 +199,7 @@ def test_skip_ratio_and_all_undecodable_are_errors():
 
 
 def test_evaluation_stops_when_too_many_files_are_corrupt(tmp_path):
-    from aigbench.engine.evaluate import evaluate_datasets
+    from aigbench.evaluation.evaluate import evaluate_datasets
 
     root = tmp_path / "set"
     fill(root / "REAL", cifake_files("test", "REAL", 5))
@@ -311,7 +311,7 @@ def test_train_loader_replaces_corrupt_images_so_batches_keep_their_size(tmp_pat
 
 def test_a_probe_on_random_features_says_so_in_metrics_json(tmp_path):
     from aigbench.engine.build import model_info
-    from aigbench.engine.evaluate import evaluate_datasets
+    from aigbench.evaluation.evaluate import evaluate_datasets
     from aigbench.model_zoo.timm_backbone import TimmDetector
 
     model = TimmDetector(backbone="resnet18", mode="probe", image_size=32)

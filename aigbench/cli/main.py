@@ -195,7 +195,7 @@ def data_check(paths: tuple[str, ...], layout: str, label_map: str, json_out: Op
     Exit status 1 when the data cannot give an honest number: test content also in train/ or
     val/, content shared by two PATHs, or a PATH (or split) with one class only.
     """
-    from aigbench.datasets.check import check_dataset, format_report, write_report
+    from aigbench.audit import check_dataset, format_report, write_report
     from aigbench.datasets.layouts import parse_label_map
     from aigbench.errors import AigbenchError
 
@@ -249,9 +249,9 @@ def predict(
     (ok, truncated: scored and flagged, unreadable: no score) and reason."""
     import numpy as np
 
-    from aigbench.engine.predict import check_threshold, predict_images
     from aigbench.engine.runtime import setup_single_process_logging
     from aigbench.errors import AigbenchError
+    from aigbench.evaluation.predict import check_threshold, predict_images
 
     try:
         check_threshold(threshold)  # before the run is loaded
@@ -319,8 +319,8 @@ def report(runs: tuple[str, ...], out: str) -> None:
 def ensemble(runs: tuple[str, ...], out: str, method: str, threshold: float, bootstrap: int, seed: int) -> None:
     """Average the scores of several runs' predictions.csv on the same test images and report
     the ensemble's metrics beside each run's (OUT/ensemble.csv, OUT/<dataset>/metrics.json)."""
-    from aigbench.engine.ensemble import ensemble_runs, ensemble_table
     from aigbench.errors import AigbenchError
+    from aigbench.evaluation.ensemble import ensemble_runs, ensemble_table
 
     try:
         ensemble_runs(runs, out, method, threshold, bootstrap, seed)

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from aigbench.datasets.layouts import Sample
+from aigbench.datasets.layouts import DatasetError, Sample
 from aigbench.fileio import atomic_open
 
 log = logging.getLogger("aigbench")
@@ -251,3 +251,44 @@ def write_split_csv(path: Path, train: Sequence[Sample], val: Sequence[Sample], 
         for part, rows in (("train", train), ("val", val), ("test", test)):
             for s in rows:
                 w.writerow([os.path.abspath(s.path), s.label, s.generator, s.category, part])
+
+
+# ---- overlaps between the sets of one run ------------------------------------------------------------
+
+
+def check_two_classes(samples: Sequence[Sample], where: str, allow_one_class: bool) -> None:
+    labels = {s.label for s in samples}
+    if len(labels) < 2 and not allow_one_class:
+        only = "real" if labels == {0} else "fake"
+        raise DatasetError(
+            f"{where}: every one of its {len(samples)} training images is {only}; a detector needs both classes "
+            "(a mistyped folder name such as FAKES/ lists nothing). Fix the data, or pass --allow_one_class"
+        )
+
+
+def shared_files(a: Sequence[Sample], b: Sequence[Sample]) -> set[str]:
+    """The files (resolved paths) that two sample lists both hold."""
+    return {os.path.realpath(s.path) for s in a} & {os.path.realpath(s.path) for s in b}
+
+
+def warn_overlap(a: Sequence[Sample], b: Sequence[Sample], what: str) -> int:
+    """Warn when two sets share files (by resolved path); returns the count."""
+    shared = shared_files(a, b)
+    if shared:
+        log.warning("%s share %d file(s), e.g. %s", what, len(shared), sorted(shared)[0])
+    return len(shared)
+
+
+def check_overlaps(train: Sequence[Sample], val: Sequence[Sample], tests: dict[str, Sequence[Sample]]) -> None:
+    """A test set that shares files with the validation data is an error (selecting on it is
+    selection on test); one that shares files with the training data is warned about (a leak)."""
+    for name, test in tests.items():
+        warn_overlap(train, test, f"the training data and test set {name!r} (a leak: test numbers are inflated)")
+        if val:
+            shared = shared_files(val, test)
+            if shared:
+                raise DatasetError(
+                    f"the validation data and test set {name!r} share {len(shared)} file(s), e.g. {sorted(shared)[0]}: "
+                    "selecting checkpoint-best.pth on them would be selection on test. Give a separate "
+                    "--val_data_path, or use --val_split (GenImage ships no test split: its val/ is the test set)"
+                )

@@ -39,7 +39,16 @@ from aigbench.datasets.preprocess import Preprocess, preprocess_from_args
 from aigbench.datasets.provenance import data_provenance
 from aigbench.datasets.rsa import RandomStateAugmentation, parse_rsa_ops
 from aigbench.datasets.sampling import describe_mix, parse_sources, sample_weights
-from aigbench.datasets.splits import split_indices, split_three, split_train_val, write_split_csv  # noqa: F401
+from aigbench.datasets.splits import check_overlaps as check_sample_overlaps
+from aigbench.datasets.splits import (  # noqa: F401  (split_indices and write_split_csv: their old home)
+    check_two_classes,
+    shared_files,
+    split_indices,
+    split_three,
+    split_train_val,
+    warn_overlap,
+    write_split_csv,
+)
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.checkpoint import load_checkpoint, load_model_weights, with_frozen_weights
 from aigbench.engine.dist import DistContext
@@ -216,29 +225,6 @@ def load_data(args: argparse.Namespace, spec: str, split: str, select: bool = Tr
 
 
 # ---- training and validation data ------------------------------------------------------------
-
-
-def check_two_classes(samples: Sequence[Sample], where: str, allow_one_class: bool) -> None:
-    labels = {s.label for s in samples}
-    if len(labels) < 2 and not allow_one_class:
-        only = "real" if labels == {0} else "fake"
-        raise DatasetError(
-            f"{where}: every one of its {len(samples)} training images is {only}; a detector needs both classes "
-            "(a mistyped folder name such as FAKES/ lists nothing). Fix the data, or pass --allow_one_class"
-        )
-
-
-def shared_files(a: Sequence[Sample], b: Sequence[Sample]) -> set[str]:
-    """The files (resolved paths) that two sample lists both hold."""
-    return {os.path.realpath(s.path) for s in a} & {os.path.realpath(s.path) for s in b}
-
-
-def warn_overlap(a: Sequence[Sample], b: Sequence[Sample], what: str) -> int:
-    """Warn when two sets share files (by resolved path); returns the count."""
-    shared = shared_files(a, b)
-    if shared:
-        log.warning("%s share %d file(s), e.g. %s", what, len(shared), sorted(shared)[0])
-    return len(shared)
 
 
 @dataclass
@@ -462,21 +448,12 @@ def build_train_loader(args: argparse.Namespace, ctx: DistContext) -> DataLoader
 
 
 def check_overlaps(data: TrainData, test_loaders: dict[str, DataLoader]) -> None:
-    """A test set that shares files with the validation data is an error (selecting on it is
-    selection on test); one that shares files with the training data is warned about (a leak)."""
-    train = data.train.dataset.samples
-    val = data.val.dataset.samples if data.val is not None else []
-    for name, loader in test_loaders.items():
-        test = loader.dataset.samples
-        warn_overlap(train, test, f"the training data and test set {name!r} (a leak: test numbers are inflated)")
-        if val:
-            shared = shared_files(val, test)
-            if shared:
-                raise DatasetError(
-                    f"the validation data and test set {name!r} share {len(shared)} file(s), e.g. {sorted(shared)[0]}: "
-                    "selecting checkpoint-best.pth on them would be selection on test. Give a separate "
-                    "--val_data_path, or use --val_split (GenImage ships no test split: its val/ is the test set)"
-                )
+    """:func:`aigbench.datasets.splits.check_overlaps` of the loaders' samples."""
+    check_sample_overlaps(
+        data.train.dataset.samples,
+        data.val.dataset.samples if data.val is not None else [],
+        {name: loader.dataset.samples for name, loader in test_loaders.items()},
+    )
 
 
 def check_fresh_output(args: argparse.Namespace) -> None:

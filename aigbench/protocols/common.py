@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence, Union
 import numpy as np
 
 from aigbench.errors import AigbenchError
-from aigbench.fileio import atomic_open, read_matrix, write_json, write_matrix  # noqa: F401  (matrix files)
+from aigbench.fileio import atomic_open, read_matrix, set_aside, write_json, write_matrix  # noqa: F401  (matrix files)
 from aigbench.metrics import METRIC_NAMES
 
 log = logging.getLogger("aigbench")
@@ -128,8 +128,6 @@ def check_cell_key(cell: Path, key: Mapping[str, Any], force: bool) -> None:
     if not changed and not force:
         return
     if force:
-        from aigbench.engine.policy import set_aside
-
         dest = set_aside(cell.parent, [cell], cell.name)
         log.warning("--force: %s set aside in %s; it is trained again", cell, dest)
         return
@@ -159,7 +157,7 @@ def run_cell(
     """Train (unless done) and test (unless done) one cell; returns its test ``metrics.json``."""
     from aigbench.engine.args import read_run_config
     from aigbench.engine.checkpoint import pick_checkpoint
-    from aigbench.engine.evaluate import result_folder
+    from aigbench.evaluation.evaluate import result_folder
     from aigbench.fileio import stale_result
 
     name = test_set_name(args.test_data_path)

@@ -35,7 +35,6 @@ SPACE.yaml::
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
@@ -46,7 +45,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from aigbench.errors import ConfigError
-from aigbench.fileio import atomic_open, write_json
+from aigbench.fileio import atomic_open, read_jsonl, write_json
 
 log = logging.getLogger("aigbench")
 
@@ -111,18 +110,6 @@ def _flags(values: dict[str, Any]) -> list[str]:
     return out
 
 
-def _epochs(log_file: Path) -> list[dict[str, Any]]:
-    if not log_file.is_file():
-        return []
-    out = []
-    for line in log_file.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # the line train.py is writing right now
-            break
-    return out
-
-
 def run_trial(trial: Any, space: dict[str, Any], out: Path, passthrough: list[str]) -> float:
     """One training run; reports the metric per epoch and stops it when the pruner says so."""
     import optuna
@@ -150,7 +137,7 @@ def run_trial(trial: Any, space: dict[str, Any], out: Path, passthrough: list[st
         seen = 0
         while True:
             done = proc.poll() is not None
-            records = _epochs(folder / "log.jsonl")
+            records = read_jsonl(folder / "log.jsonl")
             for r in records[seen:]:
                 if metric in r and r[metric] is not None and math.isfinite(float(r[metric])):
                     trial.report(float(r[metric]), int(r["epoch"]))
@@ -172,7 +159,7 @@ def run_trial(trial: Any, space: dict[str, Any], out: Path, passthrough: list[st
 def trial_value(log_file: Path, metric: str, number: int) -> float:
     """``metric`` at the epoch that test.py tests: the last epoch selected on validation
     (``selected`` in ``log.jsonl``: checkpoint-best.pth), else the last epoch."""
-    records = [r for r in _epochs(log_file) if r.get(metric) is not None]
+    records = [r for r in read_jsonl(log_file) if r.get(metric) is not None]
     if not records:
         raise ConfigError(f"trial {number}: log.jsonl has no {metric!r}; give validation data (fixed: val_split)")
     selected = [r for r in records if r.get("selected")]

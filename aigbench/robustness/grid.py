@@ -20,10 +20,10 @@ from torch.utils.data import DataLoader
 from aigbench.datasets.dataset import evaluation_view, loader_batch_size, multi_view_loader
 from aigbench.engine.amp import AmpPolicy
 from aigbench.engine.dist import DistContext
-from aigbench.engine.evaluate import DEFAULT_MAX_SKIP_RATIO, evaluate_datasets, record_predictions
 from aigbench.engine.loggers import RunLogger, atomic_open, fmt_metric, inside, safe_name, to_jsonable, write_json
 from aigbench.engine.loop import Predictions, predict_views
 from aigbench.errors import ConfigError
+from aigbench.evaluation.evaluate import DEFAULT_MAX_SKIP_RATIO, evaluate_datasets, record_predictions
 from aigbench.imageops.perturbations import CHAIN_SEP, Chain, Perturbation
 from aigbench.metrics import METRIC_NAMES
 from aigbench.registry import PERTURBATIONS

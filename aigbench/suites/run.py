@@ -183,9 +183,9 @@ def evaluate_suite(
     from aigbench.engine import build
     from aigbench.engine.amp import amp_policy
     from aigbench.engine.args import read_run_config
-    from aigbench.engine.evaluate import format_score, provenance
     from aigbench.engine.loop import predict
-    from aigbench.engine.predict import load_run
+    from aigbench.evaluation.evaluate import format_score, provenance
+    from aigbench.evaluation.predict import load_run
 
     name, path = parse_suite_arg(suite_arg)
     suite = load_suite(name)
