@@ -52,6 +52,8 @@ setup(
         "sweep": ["optuna>=3.4"],
         # --wandb (offline by default): Weights & Biases mirror of the TensorBoard scalars
         "wandb": ["wandb>=0.19"],
+        # bench explain: class-activation maps (pytorch-grad-cam) and their sanity checks
+        "explain": ["grad-cam>=1.5"],
         "test": [
             "pytest>=7",
             "ruff>=0.4",
@@ -66,6 +68,7 @@ setup(
             "transformers>=4.40",
             # writes the WebDataset shards of the tests (aigbench reads them with the standard library)
             "webdataset>=0.2",
+            "grad-cam>=1.5",
         ],
     },
     entry_points={"console_scripts": ["bench=aigbench.cli.main:cli"]},

@@ -36,6 +36,7 @@ LAYERS = {
     "robustness": 3,
     "protocols": 4,
     "training": 4,
+    "explain": 4,
     "scaffold": 4,
     "suites": 4,
     "cli": 5,

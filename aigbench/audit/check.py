@@ -50,7 +50,7 @@ def _missing_path_error(path: str) -> DatasetError:
     )
 
 
-def _load(path: str, layout: str, labels: Optional[dict[str, int]]) -> tuple[list[Sample], list[str], Path]:
+def load_path(path: str, layout: str, labels: Optional[dict[str, int]]) -> tuple[list[Sample], list[str], Path]:
     """The samples of one PATH (``a,b`` or ``path@Layout`` sources, as --data_path), the layouts
     used and the root of its last source."""
     samples: list[Sample] = []
@@ -113,7 +113,7 @@ def check_dataset(
     roots: list[Path] = []
     first_of: dict[str, int] = {}
     for k, one in enumerate(given):
-        part, part_names, root = _load(one, layout, labels)
+        part, part_names, root = load_path(one, layout, labels)
         for s in part if len(given) > 1 else ():
             real = os.path.realpath(s.path)
             if first_of.setdefault(real, k) != k:

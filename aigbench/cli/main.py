@@ -211,6 +211,52 @@ def data_check(paths: tuple[str, ...], layout: str, label_map: str, json_out: Op
         sys.exit(report["exit_status"])
 
 
+@data.command("spectrum")
+@click.argument("path", metavar="PATH")
+@click.option("--out", default="spectrum", show_default=True, type=click.Path(file_okay=False), help="output folder")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="OUT",
+    help="also write the report here",
+)
+@click.option(
+    "--size", type=int, default=0, help="side of the centre crop of every image (0: 256, or less for small images)"
+)
+@click.option("--layout", default="auto", show_default=True, help="dataset layout (auto: detected)")
+@click.option("--label_map", default="", metavar="NAME:0,NAME:1", help="label names of your data")
+@click.option(
+    "--max_per_group", type=int, default=500, show_default=True, help="a seeded sample of each group beyond this"
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def data_spectrum(
+    path: str, out: str, json_out: Optional[str], size: int, layout: str, label_map: str, max_per_group: int, seed: int
+) -> None:
+    """Mean power spectrum of noise residuals (image minus its 3x3 median) per class and
+    generator: one PNG per group on one colour scale, the differences against the reals, and
+    the strongest off-centre peaks (OUT/spectrum.json)."""
+    from aigbench.audit.spectrum import data_spectrum as run_spectrum
+    from aigbench.audit.spectrum import format_spectrum
+    from aigbench.datasets.layouts import parse_label_map
+    from aigbench.errors import AigbenchError
+    from aigbench.fileio import write_json
+
+    try:
+        labels = parse_label_map(label_map) if label_map else None
+        report = run_spectrum(path, out, size, layout, labels, max_per_group, seed)
+        if json_out:
+            write_json(json_out, report)
+    except AigbenchError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(format_spectrum(report))
+    click.echo(
+        f"wrote {Path(out) / 'spectrum.json'}, {Path(out) / 'spectra'}/"
+        + (f", {Path(out) / 'differences.png'}" if "differences" in report["figures"] else "")
+    )
+
+
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="PATH...")
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="a train.py --output_dir")
@@ -290,18 +336,132 @@ def predict(
 
 
 @cli.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="IMAGES...")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="a train.py --output_dir")
+@click.option(
+    "--method",
+    type=click.Choice(["gradcam", "gradcam++", "scorecam", "layercam", "eigencam"]),
+    default="gradcam",
+    show_default=True,
+)
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="folder (default: RUN/explain)")
+@click.option("--target_layer", default="", help="module name, e.g. net.layer4 or encoder.blocks.-1.norm1")
+@click.option(
+    "--checkpoint", default="", help="best (default: checkpoint-best.pth, else the last epoch), last, N, or a file"
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N")
+@click.option("--limit", type=int, default=0, help="a seeded sample of at most N images per class (0: all)")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of --limit and of the randomised model")
+@click.option("--no_randomisation", is_flag=True, help="skip the model-randomisation check")
+@click.option("--no_road", is_flag=True, help="skip the ROAD faithfulness score")
+@click.option(
+    "--max_rank_correlation",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="maps whose Spearman correlation with the randomised model's map is above this do not explain the model",
+)
+@click.option(
+    "--min_road",
+    type=float,
+    default=0.005,
+    show_default=True,
+    help="maps whose |ROAD| (fake-probability units) is below this are flagged as not faithful",
+)
+def explain(
+    inputs: tuple[str, ...],
+    run_dir: str,
+    method: str,
+    out: Optional[str],
+    target_layer: str,
+    checkpoint: str,
+    device: str,
+    limit: int,
+    seed: int,
+    no_randomisation: bool,
+    no_road: bool,
+    max_rank_correlation: float,
+    min_road: float,
+) -> None:
+    """Class-activation maps of a trained run on images (files, folders, .txt lists, or a dataset
+    whose layout gives labels), on the very tensor the model scores, drawn over that view and
+    the full image, with two checks per map: model randomisation (Adebayo et al. 2018) and ROAD
+    faithfulness. Needs pip install -e ".[explain]"."""
+    from aigbench.engine.runtime import setup_single_process_logging
+    from aigbench.errors import AigbenchError
+    from aigbench.explain.run import explain_images
+
+    setup_single_process_logging()
+    try:
+        summary = explain_images(
+            run_dir,
+            inputs,
+            out,
+            method,
+            target_layer,
+            checkpoint,
+            device,
+            seed,
+            not no_randomisation,
+            not no_road,
+            max_rank_correlation,
+            min_road,
+            limit,
+        )
+    except AigbenchError as e:
+        raise click.ClickException(str(e)) from None
+    r, f = summary["randomisation"], summary["road"]
+    click.echo(
+        f"{summary['n_explained']} image(s) explained with {method} at {summary['target_layer']} "
+        f"({summary['target_layer_source']})"
+        + (f"; {summary['n_unreadable']} unreadable" if summary["n_unreadable"] else "")
+    )
+    if r["mean_spearman"] is not None:
+        click.echo(
+            f"  randomisation check: mean Spearman {r['mean_spearman']:.3f} with the randomised model's maps; "
+            f"{r['n_not_explaining']} map(s) above {r['max_rank_correlation']:g} do not explain the trained model"
+        )
+    if f["mean"] is not None:
+        click.echo(
+            f"  ROAD: mean {f['mean']:.4f}; {f['n_unfaithful']} map(s) with |ROAD| < {f['min_road']:g} (not faithful)"
+        )
+    click.echo(f"wrote {Path(out) if out else Path(run_dir) / 'explain'} (explanations.csv, maps/, grids/)")
+
+
+@cli.command()
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
 @click.option(
     "--out", default="report", show_default=True, type=click.Path(file_okay=False), help="folder for the report"
 )
-def report(runs: tuple[str, ...], out: str) -> None:
+@click.option(
+    "--explain",
+    "n_explain",
+    type=int,
+    default=0,
+    help="add 'where it looks': maps (bench explain) of the N most confident mistakes and N random images per class "
+    "of each test set (needs the explain extra)",
+)
+@click.option("--method", default="gradcam", show_default=True, help="the CAM method of --explain")
+@click.option("--spectrum", is_flag=True, help="add the residual spectra of each test set (bench data spectrum)")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the random sample of --explain")
+@click.option("--device", default="auto", show_default=True, help="device of --explain")
+def report(
+    runs: tuple[str, ...], out: str, n_explain: int, method: str, spectrum: bool, seed: int, device: str
+) -> None:
     """Write report.html (self-contained, offline) and report.md for one or more runs: training
     curves, metrics with CIs, ROC/PR, reliability, per-generator bars, robustness curves,
-    protocol heatmaps and the most confident mistakes; several runs are compared side by side."""
+    protocol heatmaps and the most confident mistakes; several runs are compared side by side.
+    --explain N and --spectrum add where each model looks and what its test data carries."""
     from aigbench.errors import AigbenchError
     from aigbench.reports.report import build_report
 
     try:
+        if n_explain or spectrum:
+            from aigbench.engine.runtime import setup_single_process_logging
+            from aigbench.explain.analysis import analyse_runs
+
+            setup_single_process_logging()
+            analyse_runs(runs, out, n_explain, method, spectrum, seed, device)
         written = build_report(runs, out)
     except AigbenchError as e:
         raise click.ClickException(str(e)) from None

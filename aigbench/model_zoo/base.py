@@ -46,6 +46,9 @@ class BinaryDetector(nn.Module):
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.pretrained: bool = False
         self.frozen: bool = False  # a frozen backbone: no gradients, and kept in eval() by train()
+        # gradients through the frozen backbone all the same: class-activation maps (bench explain)
+        # need them w.r.t. its activations; its weights stay frozen
+        self.grads_through_frozen: bool = False
         self._frozen_identity: Optional[dict[str, Any]] = None  # what a frozen backbone's weights are
 
     def train(self, mode: bool = True) -> BinaryDetector:
@@ -65,7 +68,7 @@ class BinaryDetector(nn.Module):
 
     def frozen_features(self, image: torch.Tensor) -> torch.Tensor:
         """Features of the frozen backbone (only called when :meth:`frozen_parts` is not None)."""
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.grads_through_frozen and torch.is_grad_enabled()):
             return getattr(self, self.backbone_name)(image)
 
     def forward_head(self, features: torch.Tensor, label: torch.Tensor) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class BFree(BinaryDetector):
         ),
     )
     preprocess = Preprocess(504, resize_mode="none")
+    cam_target_layer = "model.blocks.-1.norm1"  # bench explain: tokens of the five crops, see cam_reshape
 
     def __init__(self, pretrained_path: str = "", image_size: int = 504) -> None:
         super().__init__()
@@ -89,3 +90,25 @@ class BFree(BinaryDetector):
 
     def forward(self, image: torch.Tensor, label: torch.Tensor, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self.outputs(self.logits(image), label)
+
+    def cam_reshape(self, tokens: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
+        """``bench explain``: the target layer's tokens ``[5B, N, C]`` (registers and class token
+        first) of the five crops -> ``[B, C, h, w]`` on the image's whole patch grid, each patch
+        the mean over the crops that hold it (tiled grids fold back onto the image's patches)."""
+        vit, size = self.model, self.grid
+        h, w = image_hw[0] // 14, image_hw[1] // 14
+        crops = tokens[:, vit.num_prefix_tokens :, :]
+        c = crops.shape[-1]
+        crops = crops.reshape(5, -1, size, size, c).permute(0, 1, 4, 2, 3)  # [5, B, C, size, size]
+        th, tw = (size, size) if h < size or w < size else (h, w)  # the (tiled) grid that five_crops cut
+        top, left = (th - size) // 2, (tw - size) // 2
+        starts = [(top, left), (0, 0), (th - size, 0), (th - size, tw - size), (0, tw - size)]
+        total = crops.new_zeros(crops.shape[1], c, h * w)
+        count = crops.new_zeros(h * w)
+        for crop, (y0, x0) in zip(crops, starts):
+            ys = (torch.arange(y0, y0 + size) % h)[:, None]
+            xs = (torch.arange(x0, x0 + size) % w)[None, :]
+            index = (ys * w + xs).reshape(-1).to(crop.device)
+            total.index_add_(2, index, crop.reshape(crop.shape[0], c, -1))
+            count.index_add_(0, index, torch.ones_like(index, dtype=count.dtype))
+        return (total / count.clamp(min=1)).reshape(-1, c, h, w)

@@ -95,6 +95,7 @@ class C2PCLIP(BinaryDetector):
         ),
     )
     preprocess = Preprocess(224, CLIP_MEAN, CLIP_STD, interpolation="bilinear", resize_mode="resize_crop", crop_pct=1.0)
+    cam_target_layer = "encoder.blocks.-1.norm1"  # bench explain: CLIP's last block, class token dropped
 
     def __init__(
         self,

@@ -58,6 +58,7 @@ class CNNSpot(BinaryDetector):
     )
     # the official code: ImageNet normalization, random (train) / centre (test) 224 crops
     preprocess = Preprocess(224, resize_mode="crop")
+    cam_target_layer = "net.layer4"  # bench explain: ResNet-50's last stage, before pooling
 
     def __init__(self, pretrained_path: str = "") -> None:
         super().__init__()

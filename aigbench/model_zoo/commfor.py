@@ -107,6 +107,8 @@ class CommForViT(BinaryDetector):
             self.load_released(pretrained_path)
             self.pretrained = True
 
+    cam_target_layer = "vit.blocks.-1.norm1"  # bench explain: the last block, class token dropped
+
     @classmethod
     def preprocess_cfg(cls, kwargs: dict[str, Any]) -> Preprocess:
         size = int(kwargs.get("image_size") or 384)

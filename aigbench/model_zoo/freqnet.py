@@ -83,6 +83,7 @@ class FreqNet(BinaryDetector):
     )
     # the official test: Resize((256, 256)) bilinear, no crop, ImageNet normalization
     preprocess = Preprocess(256, resize_mode="resize", interpolation="bilinear")
+    cam_target_layer = "layer2"  # bench explain: the last stage, before pooling
 
     def __init__(self, pretrained_path: str = "") -> None:
         super().__init__()

@@ -77,6 +77,7 @@ class NPR(BinaryDetector):
     )
     # the official code: ImageNet normalization, random (train) / centre (test) 224 crops
     preprocess = Preprocess(224, resize_mode="crop")
+    cam_target_layer = "net.layer2"  # bench explain: the truncated ResNet's last stage, before pooling
 
     def __init__(self, pretrained_path: str = "") -> None:
         super().__init__()

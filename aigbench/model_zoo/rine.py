@@ -117,6 +117,7 @@ class RINE(BinaryDetector):
         for name, (nproj, dim, data) in RINE_RELEASES.items()
     )
     preprocess = Preprocess(224, CLIP_MEAN, CLIP_STD, interpolation="bicubic", resize_mode="crop")
+    cam_target_layer = "encoder.blocks.-1.norm1"  # bench explain: CLIP's last block, class token dropped
 
     def __init__(
         self,
@@ -159,7 +160,7 @@ class RINE(BinaryDetector):
         tokens: list[torch.Tensor] = []
         hooks = [b.norm2.register_forward_hook(lambda m, i, out: tokens.append(out[:, 0])) for b in self.encoder.blocks]
         try:
-            with torch.no_grad():
+            with torch.set_grad_enabled(self.grads_through_frozen and torch.is_grad_enabled()):
                 self.encoder.forward_features(image)
         finally:
             for h in hooks:

@@ -127,6 +127,7 @@ class UnivFD(BinaryDetector):
     )
     # the official code: CLIP normalization, random (train) or centre (test) 224 crop, no resize
     preprocess = Preprocess(224, CLIP_MEAN, CLIP_STD, interpolation="bicubic", resize_mode="crop")
+    cam_target_layer = "encoder.blocks.-1.norm1"  # bench explain: CLIP's last block, class token dropped
 
     def __init__(
         self,

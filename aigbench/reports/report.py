@@ -196,6 +196,100 @@ class _Images:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         return {"file": f"img/{name}.png", "data": f"data:image/png;base64,{data}", "caption": caption}
 
+    def add_file(self, path: Path, stem: str, caption: str) -> Optional[dict[str, str]]:
+        """A PNG written by another tool (bench explain, bench data spectrum), copied in."""
+        if not path.is_file():
+            return None
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
+        while name in self.used:
+            name += "_"
+        self.used.add(name)
+        target = self.dir / f"{name}.png"
+        target.write_bytes(path.read_bytes())
+        data = base64.b64encode(target.read_bytes()).decode("ascii")
+        return {"file": f"img/{name}.png", "data": f"data:image/png;base64,{data}", "caption": caption}
+
+
+ANALYSIS = "analysis"  # <report out>/analysis/<run>/{explain,spectrum}/<dataset>/: bench report --explain/--spectrum
+SELECTIONS = {"mistakes": "most confident mistakes", "sample": "a seeded random sample per class"}
+
+
+def analysis_dir(out: Union[str, os.PathLike], run_name: str) -> Path:
+    """Where ``bench report --explain/--spectrum`` puts a run's maps and spectra, inside the report's folder."""
+    return Path(out) / ANALYSIS / run_name
+
+
+def where_it_looks(run: Run, out: Path, images: _Images) -> list[dict[str, Any]]:
+    """The "where it looks" section: per test set and selection, the class-and-generator grids of
+    ``bench explain`` with its checks, read from :func:`analysis_dir`."""
+    items = []
+    for n in run.datasets:
+        for key, words in SELECTIONS.items():
+            folder = analysis_dir(out, run.name) / "explain" / n / key
+            if not (folder / "summary.json").is_file():
+                continue
+            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+            figs = [
+                images.add_file(folder / g, f"{run.name}_{n}_{key}_{Path(g).stem}", f"{n}, {words}: {Path(g).stem}")
+                for g in summary.get("grids", [])
+            ]
+            r, f = summary.get("randomisation") or {}, summary.get("road") or {}
+            items.append(
+                {
+                    "dataset": n,
+                    "selection": words,
+                    "method": summary.get("method", ""),
+                    "target_layer": summary.get("target_layer", ""),
+                    "n": summary.get("n_explained", 0),
+                    "randomisation": _fmt(r.get("mean_spearman")),
+                    "not_explaining": r.get("n_not_explaining", ""),
+                    "road": _fmt(f.get("mean")),
+                    "unfaithful": f.get("n_unfaithful", ""),
+                    "figures": [x for x in figs if x],
+                }
+            )
+    return items
+
+
+def spectra_section(run: Run, out: Path, images: _Images) -> list[dict[str, Any]]:
+    """Residual spectra of each test set (``bench data spectrum``), read from :func:`analysis_dir`."""
+    items = []
+    for n in run.datasets:
+        folder = analysis_dir(out, run.name) / "spectrum" / n
+        if not (folder / "spectrum.json").is_file():
+            continue
+        report = json.loads((folder / "spectrum.json").read_text(encoding="utf-8"))
+        figs = [
+            images.add_file(folder / g["png"], f"{run.name}_{n}_spectrum_{g['group']}", f"{n}: {g['group']}")
+            for g in report.get("groups", [])
+            if g.get("png")
+        ]
+        if "differences" in report.get("figures", {}):
+            figs.append(
+                images.add_file(folder / "differences.png", f"{run.name}_{n}_spectrum_diff", f"{n}: against the reals")
+            )
+        peaks = [
+            {
+                "group": g["group"],
+                "n": g["n_images"],
+                "peak": f"({p['fy']:+.3f}, {p['fx']:+.3f})",
+                "period": p["period_px"],
+                "strength": f"{p['strength_db']:+.1f} dB vs {g['compared_with']}",
+            }
+            for g in report.get("groups", [])
+            for p in g.get("peaks", [])[:1]
+        ]
+        items.append(
+            {
+                "dataset": n,
+                "crop": report.get("crop", ""),
+                "residual": report.get("residual", ""),
+                "peaks": peaks,
+                "figures": [x for x in figs if x],
+            }
+        )
+    return items
+
 
 def confident_mistakes(ds: Dataset, n: int = N_MISTAKES) -> list[dict[str, Any]]:
     """The ``n`` wrong predictions (at the dataset's threshold) furthest from the threshold, with
@@ -226,7 +320,7 @@ def confident_mistakes(ds: Dataset, n: int = N_MISTAKES) -> list[dict[str, Any]]
     return items
 
 
-def _run_section(run: Run, images: _Images) -> dict[str, Any]:
+def _run_section(run: Run, images: _Images, out: Optional[Path] = None) -> dict[str, Any]:
     figs = []
     figs.append(images.add(plots.training_curves(run.records), f"{run.name}_training", "training curves"))
     curves = {n: (d.labels, d.scores) for n, d in run.datasets.items() if d.labels is not None}
@@ -311,6 +405,8 @@ def _run_section(run: Run, images: _Images) -> dict[str, Any]:
         "suites": suites,
         "figures": [f for f in figs if f],
         "notes": sorted({note for d in run.datasets.values() for note in d.metrics.get("notes", [])}),
+        "explained": where_it_looks(run, out, images) if out is not None else [],
+        "spectra": spectra_section(run, out, images) if out is not None else [],
     }
 
 
@@ -339,21 +435,28 @@ def _comparison(runs: Sequence[Run], images: _Images) -> list[dict[str, str]]:
     return [f for f in figs if f]
 
 
+def load_runs(run_dirs: Sequence[Union[str, os.PathLike]]) -> list[Run]:
+    """:func:`load_run` of each folder; runs with the same folder name get a number (their plots,
+    rows and analysis folders stay apart)."""
+    runs = [load_run(p) for p in run_dirs]
+    seen: dict[str, int] = {}
+    for r in runs:
+        seen[r.name] = seen.get(r.name, 0) + 1
+        if seen[r.name] > 1:
+            r.name = f"{r.name}-{seen[r.name]}"
+    return runs
+
+
 def build_report(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.PathLike]) -> dict[str, Path]:
     """Write ``<out>/report.html``, ``<out>/report.md`` and ``<out>/img/*.png``; returns their paths."""
     import jinja2
 
     from aigbench import __version__
 
-    runs = [load_run(p) for p in run_dirs]
-    seen: dict[str, int] = {}
-    for r in runs:  # runs with the same folder name get a number: their plots and rows stay apart
-        seen[r.name] = seen.get(r.name, 0) + 1
-        if seen[r.name] > 1:
-            r.name = f"{r.name}-{seen[r.name]}"
+    runs = load_runs(run_dirs)
     out_dir = Path(out)
     images = _Images(out_dir)
-    sections = [_run_section(r, images) for r in runs]
+    sections = [_run_section(r, images, out_dir) for r in runs]
     context = {
         "version": __version__,
         "runs": sections,
