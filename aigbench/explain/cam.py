@@ -87,8 +87,10 @@ def get_module(model: nn.Module, name: str) -> nn.Module:
     be negative (``encoder.blocks.-1.norm1``)."""
     module = model
     for part in name.split("."):
-        if part.lstrip("-").isdigit() and isinstance(module, (nn.Sequential, nn.ModuleList)) and (
-            -len(module) <= int(part) < len(module)
+        if (
+            part.lstrip("-").isdigit()
+            and isinstance(module, (nn.Sequential, nn.ModuleList))
+            and (-len(module) <= int(part) < len(module))
         ):
             module = module[int(part)]
         elif hasattr(module, part) and isinstance(getattr(module, part), nn.Module):
