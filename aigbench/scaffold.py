@@ -84,3 +84,31 @@ def render_template(template: str, target: Path, **context: object) -> dict[Path
         else:
             out[target / p.name[: -len(".j2")]] = tpl.render(**ctx)
     return out
+
+
+def write_project(template: str, target: Path, force: bool = False) -> dict[str, list[Path]]:
+    """Render ``template`` into ``target`` (created if missing) and write what is missing; an
+    existing file is never touched unless ``force``. Returns the files ``added``, ``kept``
+    (existing, different from the template: yours), ``unchanged`` (existing, identical) and
+    ``replaced`` (existing and different, overwritten because of ``force``). So ``bench init
+    model_zoo`` inside a project made by ``bench init`` adds the zoo's scripts and leaves your
+    edited ``train.py`` and ``mymodel.py`` alone."""
+    files = render_template(template, Path(target))
+    out: dict[str, list[Path]] = {"added": [], "kept": [], "unchanged": [], "replaced": []}
+    for path, text in files.items():
+        if path.exists():
+            same = path.is_file() and path.read_text(encoding="utf-8") == text
+            if same:
+                out["unchanged"].append(path)
+                continue
+            if not force:
+                out["kept"].append(path)
+                continue
+            out["replaced"].append(path)
+        else:
+            out["added"].append(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        if path.suffix == ".sh":
+            path.chmod(0o755)
+    return out

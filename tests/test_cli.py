@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 import time
@@ -52,28 +53,35 @@ def test_init_writes_every_file_with_version(tmp_path):
     assert "EDIT HERE" in (tmp_path / "test_robust.py").read_text()
 
 
-def test_init_never_overwrites_silently(tmp_path):
+def test_init_never_touches_an_existing_file_and_force_names_what_it_replaces(tmp_path):
     bench("init", cwd=tmp_path)
     (tmp_path / "mymodel.py").write_text("# my precious edits\n")
-    proc = bench("init", cwd=tmp_path, check=False)  # stdin is not a terminal
-    assert proc.returncode != 0
-    assert "mymodel.py" in proc.stderr and "--force" in proc.stderr
+    (tmp_path / "train_mymodel.sh").unlink()  # one file went missing
+    proc = bench("init", cwd=tmp_path)  # no question, no error: what is missing is added
     assert (tmp_path / "mymodel.py").read_text() == "# my precious edits\n"
-    # an untouched identical file is not a conflict; --force overwrites
-    bench("init", "--force", cwd=tmp_path)
+    assert (tmp_path / "train_mymodel.sh").is_file()
+    assert "1 file(s) added, 1 kept as they are" in proc.stdout
+    assert re.search(r"added\s+train_mymodel.sh", proc.stdout) and re.search(
+        r"kept \(yours differs\)\s+mymodel.py", proc.stdout
+    )
+    forced = bench("init", "--force", cwd=tmp_path)
+    assert re.search(r"replaced \(--force\)\s+mymodel.py", forced.stdout) and "1 replaced" in forced.stdout
     assert "MODELS.register_module" in (tmp_path / "mymodel.py").read_text()
 
 
-def test_init_asks_on_a_terminal(tmp_path, monkeypatch):
-    (tmp_path / "train.py").write_text("mine\n")
-    monkeypatch.setattr("aigbench.cli.main._interactive", lambda: True)
-    runner = CliRunner()
-    result = runner.invoke(cli, ["init", "--dir", str(tmp_path)], input="n\n")
-    assert result.exit_code != 0 and "Overwrite" in result.output
-    assert (tmp_path / "train.py").read_text() == "mine\n"
-    result = runner.invoke(cli, ["init", "--dir", str(tmp_path)], input="y\n")
-    assert result.exit_code == 0, result.output
-    assert "aigbench" in (tmp_path / "train.py").read_text()
+def test_init_model_zoo_inside_a_project_adds_the_zoo_and_keeps_the_users_files(tmp_path):
+    bench("init", cwd=tmp_path)
+    edited = {name: f"# edited {name}\n" for name in ("train.py", "mymodel.py", "test_datasets.json")}
+    for name, text in edited.items():
+        (tmp_path / name).write_text(text)
+    before = {p.name for p in tmp_path.iterdir()}
+    proc = bench("init", "model_zoo", cwd=tmp_path)
+    for name, text in edited.items():
+        assert (tmp_path / name).read_text() == text, name
+    added = {p.name for p in tmp_path.iterdir()} - before
+    assert added and all(re.search(rf"added\s+{re.escape(n)}\n", proc.stdout) for n in added)
+    assert any(n.startswith("train_") and n.endswith(".sh") and n != "train_mymodel.sh" for n in added), added
+    assert re.search(r"kept \(yours differs\)\s+train.py", proc.stdout)
 
 
 def test_unknown_template(tmp_path):

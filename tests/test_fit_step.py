@@ -29,8 +29,12 @@ def read_metrics(out, dataset="demo"):
 def test_pca_logreg_checkpoints_hold_the_fitted_model(project):
     out = project / "out"
     train = ["--model", "PCALogReg", "--n_components", "20", "--epochs", "1", "--no-hflip", "--no_progress"]
-    script(project, "train.py", *train, "--data_path", "aigbench:demo", "--output_dir", str(out))
+    proc = script(project, "train.py", *train, "--data_path", "aigbench:demo", "--output_dir", str(out))
     during = read_metrics(out)
+    said = proc.stdout + proc.stderr  # what it fitted, not a training loss it does not have
+    epoch_line = next(x for x in said.splitlines() if "epoch 0 |" in x)
+    assert "fitted components 20, explained variance 0." in epoch_line and "train accuracy" in epoch_line
+    assert "train loss" not in epoch_line, epoch_line
     assert during["auroc"] > 0.6  # fitted before the epoch's test
 
     state = torch.load(out / "checkpoint-0.pth", map_location="cpu", weights_only=True)["model"]

@@ -255,5 +255,12 @@ def test_ensemble_averages_the_runs_scores_on_the_same_images(trained, tmp_path)
     assert m["ci"]["n_boot"] == 100 and set(m["per_generator"]) == {"gan", "sd"}
     table = _csv(out / "ensemble.csv")
     assert [t["run"] for t in table][-1] == "ensemble (mean of 2)" and len(table) == 3
+    for t in table:  # six significant digits, as metrics.json; CIs of every row with --bootstrap
+        for k in ("accuracy", "auroc", "ap", "auroc_ci_low", "auroc_ci_high"):
+            assert len(t[k].replace("0.", "", 1).lstrip("0")) <= 7, (k, t[k])
+        assert float(t["auroc_ci_low"]) <= float(t["auroc"]) <= float(t["auroc_ci_high"])
+    assert float(table[-1]["auroc_ci_low"]) == pytest.approx(m["ci"]["auroc"]["low"], abs=1e-6)
+    ci = m["ci"]["auroc"]
+    assert f"[{ci['low']:.3f}, {ci['high']:.3f}]" in proc.stdout and "bootstrap confidence intervals" in proc.stdout
     alone = bench("ensemble", str(trained / "run"), cwd=trained, check=False)
     assert alone.returncode and "two runs or more" in alone.stderr

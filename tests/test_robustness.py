@@ -123,7 +123,7 @@ def test_grid_points_are_views_and_shared_loaders_never_change(tmp_path):
     assert view is not transform and view.perturbation is not None and transform.perturbation is None
 
 
-def test_grid_writes_results_and_shares_clean_point(tmp_path):
+def test_grid_writes_results_and_shares_clean_point(tmp_path, aigbench_log):
     spec = tmp_path / "list.json"
     spec.write_text(json.dumps(cifake_subset("test", 20)))
     ds = ImageDataset.from_path(str(spec), ImageTransform(32, False), name="sub")
@@ -135,6 +135,11 @@ def test_grid_writes_results_and_shares_clean_point(tmp_path):
     rows = run_grid(model, loaders, grid, DistContext(torch.device("cpu")), tmp_path / "rob", checkpoint="c.pth")
     assert len(rows) == 6
     assert len(calls) == 4 * 3  # 4 distinct passes (one clean) x 3 batches of 40 images
+    # the announcement and the counter count the same points (issue 22: "14 grid points", then 16)
+    said = [r.getMessage() for r in aigbench_log.records]
+    assert any("sub: 6 grid point(s), clean ones included" in m and "4 distinct view(s)" in m for m in said), said
+    counted = [m for m in said if m.startswith("[") and "grid points]" in m]
+    assert len(counted) == 6 and counted[-1].startswith("[6/6 grid points]"), counted
     with open(tmp_path / "rob" / "robustness.csv") as f:
         table = list(csv.DictReader(f))
     assert [(r["perturbation"], float(r["strength"]), r["clean"]) for r in table] == [

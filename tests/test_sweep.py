@@ -32,10 +32,17 @@ def test_sweep_runs_trials_as_run_folders_and_resumes(project, subsets):
     space = project / "space.yaml"
     space.write_text(SPACE.format(train=subsets["train"], test=subsets["test"]))
     out = project / "sw"
-    bench("sweep", str(space), "--out", str(out), cwd=project)
+    proc = bench("sweep", str(space), "--out", str(out), cwd=project)
     with open(out / "trials.csv") as f:
         trials = list(csv.DictReader(f))
     assert [t["state"] for t in trials] == ["COMPLETE"] * 3
+    said = proc.stdout + proc.stderr  # one line per finished trial: parameters, value, best so far
+    best = max(trials, key=lambda t: float(t["value"]))
+    for t in trials:
+        line = next(x for x in said.splitlines() if f"trial {t['number']} val_auroc {float(t['value']):.4f}" in x)
+        assert f"--width {t['width']}" in line and "best so far: trial" in line, line
+    last = next(x for x in said.splitlines() if "trial 2 val_auroc" in x)
+    assert f"best so far: trial {best['number']}, {float(best['value']):.4f}" in last, last
     for t in trials:
         cfg = json.loads((out / f"trial_{t['number']}" / "config.json").read_text())
         assert cfg["width"] == int(t["width"]) and cfg["lr"] == pytest.approx(float(t["lr"]), rel=1e-5)

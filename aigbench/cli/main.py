@@ -17,11 +17,6 @@ def cli() -> None:
     """aigbench: train, test and stress-test detectors of AI-generated images (real = 0, fake = 1)."""
 
 
-def _interactive() -> bool:
-    """True when a person can answer a question (stdin and stdout are terminals)."""
-    return sys.stdin.isatty() and sys.stdout.isatty()
-
-
 @cli.command()
 @click.argument("template", default="base")
 @click.option(
@@ -32,35 +27,32 @@ def _interactive() -> bool:
     show_default=True,
     help="folder to write into (created if missing)",
 )
-@click.option("--force", is_flag=True, help="overwrite existing files without asking")
+@click.option(
+    "--force", is_flag=True, help="also overwrite existing files that differ from the template (each is named)"
+)
 def init(template: str, target: str, force: bool) -> None:
     """Write editable train/test/test_robust scripts, a model stub and shell scripts.
 
-    TEMPLATE is `base` (your own model in mymodel.py) or another bundled template.
-    """
-    from aigbench.scaffold import ScaffoldError, render_template
+    TEMPLATE is `base` (your own model in mymodel.py) or another bundled template. Inside an
+    existing project it adds what is missing and never touches a file that exists (--force
+    overwrites, naming each file it replaces)."""
+    from aigbench.scaffold import ScaffoldError, write_project
 
     try:
-        files = render_template(template, Path(target))
+        done = write_project(template, Path(target), force)
     except ScaffoldError as e:
         raise click.ClickException(str(e)) from None
-    existing = [p for p in files if p.exists() and p.read_text(encoding="utf-8") != files[p]]
-    if existing and not force:
-        names = "\n  ".join(str(p) for p in existing)
-        if not _interactive():
-            raise click.ClickException(
-                f"these files exist and would be overwritten:\n  {names}\nre-run with --force to overwrite them"
-            )
-        if not click.confirm(f"Overwrite these existing files?\n  {names}\n", default=False):
-            raise click.ClickException("nothing written")
-    Path(target).mkdir(parents=True, exist_ok=True)
-    for path, text in files.items():
-        path.write_text(text, encoding="utf-8")
-        if path.suffix == ".sh":
-            path.chmod(0o755)
-    click.echo(f"wrote {len(files)} files to {Path(target).resolve()}:")
-    for path in files:
-        click.echo(f"  {path.name}")
+    except OSError as e:
+        raise click.ClickException(f"--dir {target}: cannot write there: {e.strerror or e}") from None
+    where = Path(target).resolve()
+    click.echo(f"{where}: {len(done['added'])} file(s) added, {len(done['kept'])} kept as they are"
+               + (f", {len(done['replaced'])} replaced" if done["replaced"] else "")
+               + (f", {len(done['unchanged'])} already up to date" if done["unchanged"] else ""))  # fmt: skip
+    for key, words in (("added", "added"), ("replaced", "replaced (--force)"), ("kept", "kept (yours differs)")):
+        for path in done[key]:
+            click.echo(f"  {words:<20} {path.name}")
+    if done["kept"]:
+        click.echo("files that exist were not touched; --force overwrites them with the template's version")
     click.echo("next: sh train_mymodel.sh" if template == "base" else "next: see README-aigbench.md")
 
 

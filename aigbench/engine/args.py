@@ -166,6 +166,14 @@ def suggest_flag(parser: argparse.ArgumentParser, flag: str) -> str:
     return f"{name}: not a flag of this script; --help lists them all (docs/migrating.md maps other tools' flags)"
 
 
+def layout_help() -> str:
+    """``--layout``'s help: every registered layout, from the registry (the built-in ones and any a
+    user registered before the parser was built)."""
+    from aigbench.registry import LAYOUTS
+
+    return "dataset layout: auto (detected), or one of " + ", ".join(sorted(LAYOUTS.list(), key=str.lower))
+
+
 def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g = parser.add_argument_group("common")
     g.add_argument("--model", default=None, help=f"registered model name (see `bench models`; default {DEFAULT_MODEL})")
@@ -251,7 +259,7 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument(
         "--layout",
         default="auto",
-        help="dataset layout: auto, CIFAKE, ForenSynths, GenImage, JsonList, CsvList (or one you registered)",
+        help=layout_help(),
     )
     g.add_argument(
         "--label_map",

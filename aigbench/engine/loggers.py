@@ -194,12 +194,19 @@ def fmt_metric(value: Any, spec: str = ".4f") -> str:
     return format(value, spec)
 
 
+def _fit_value(v: Any) -> str:
+    return str(int(v)) if float(v).is_integer() else fmt_metric(v)
+
+
 def log_epoch(record: Mapping[str, Any]) -> None:
     """One readable terminal line per epoch: train loss/accuracy, validation, then each test set."""
     import logging
 
     parts = [f"epoch {record.get('epoch')}"]
-    if "train_loss" in record:
+    fitted = {k[len("train_fit_") :]: v for k, v in record.items() if k.startswith("train_fit_")}
+    if fitted:  # a closed-form model (fit step): its loss and accuracy during the epoch mean nothing
+        parts.append("fitted " + ", ".join(f"{k.replace('_', ' ')} {_fit_value(v)}" for k, v in fitted.items()))
+    elif "train_loss" in record:
         parts.append(f"train loss {record['train_loss']:.4f} acc {fmt_metric(record.get('train_acc'))}")
     groups: dict[str, dict[str, Any]] = {}
     for k, v in record.items():

@@ -18,7 +18,8 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from aigbench.errors import ConfigError
-from aigbench.fileio import atomic_open, write_json
+from aigbench.fileio import atomic_open, clean_float, write_json
+from aigbench.metrics.calibration import bootstrap_ci
 
 log = logging.getLogger("aigbench")
 
@@ -101,29 +102,55 @@ def ensemble_runs(
                 w.writerow([k[0], int(y), format_score(s), preds[0][k][2], preds[0][k][3]])
         for r, row in zip(runs, each):
             m = compute_metrics(labels, row, threshold)
-            table.append({"dataset": name, "run": str(r.path), **{k: m[k] for k in ("accuracy", "auroc", "ap")}})
-        table.append(
-            {
-                "dataset": name,
-                "run": f"ensemble ({method} of {len(runs)})",
-                **{k: result["metrics"][k] for k in ("accuracy", "auroc", "ap")},
-            }
-        )
+            ci = bootstrap_ci(labels, row, threshold, bootstrap, seed) if bootstrap > 0 else None
+            table.append(_table_row(name, str(r.path), m, ci))
+        table.append(_table_row(name, f"ensemble ({method} of {len(runs)})", result["metrics"], result.get("ci")))
+    columns = ["dataset", "run", *TABLE_METRICS]
+    if bootstrap > 0:
+        columns += [f"{k}_ci_{side}" for k in TABLE_METRICS for side in ("low", "high")]
     with atomic_open(out_dir / "ensemble.csv") as f:
-        w = csv.DictWriter(f, fieldnames=["dataset", "run", "accuracy", "auroc", "ap"])
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         w.writeheader()
         w.writerows(table)
     return results
+
+
+TABLE_METRICS = ("accuracy", "auroc", "ap")
+
+
+def _table_row(dataset: str, run: str, metrics: dict[str, Any], ci: Any) -> dict[str, Any]:
+    """An ``ensemble.csv`` row: metrics to six significant digits (as metrics.json), and the
+    bootstrap CIs when there are some."""
+    row: dict[str, Any] = {"dataset": dataset, "run": run}
+    row.update({k: _clean(metrics[k]) for k in TABLE_METRICS})
+    for k in TABLE_METRICS if ci else ():
+        row[f"{k}_ci_low"], row[f"{k}_ci_high"] = _clean(ci[k]["low"]), _clean(ci[k]["high"])
+    return row
+
+
+def _clean(value: Any) -> Any:
+    v = float(value)
+    return clean_float(v) if np.isfinite(v) else "nan"
 
 
 def ensemble_table(results_csv: Union[str, os.PathLike]) -> str:
     """The terminal table of ``ensemble.csv``."""
     with open(results_csv, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    lines = [f"{'dataset':<16}{'run':<48}{'accuracy':>10}{'auroc':>10}{'ap':>10}"]
+    with_ci = bool(rows) and "auroc_ci_low" in rows[0]
+    width = 24 if with_ci else 10
+    lines = [f"{'dataset':<16}{'run':<48}" + "".join(f"{k:>{width}}" for k in TABLE_METRICS)]
     for r in rows:
-        vals = "".join(
-            f"{float(r[k]):>10.4f}" if r[k] not in ("", "nan") else f"{'n/a':>10}" for k in ("accuracy", "auroc", "ap")
-        )
-        lines.append(f"{r['dataset'][:15]:<16}{r['run'][-47:]:<48}{vals}")
+        cells = []
+        for k in TABLE_METRICS:
+            if r[k] in ("", "nan"):
+                cells.append(f"{'n/a':>{width}}")
+            elif with_ci and r.get(f"{k}_ci_low") not in (None, "", "nan"):
+                ci = f"{float(r[k]):.4f} [{float(r[f'{k}_ci_low']):.3f}, {float(r[f'{k}_ci_high']):.3f}]"
+                cells.append(f"{ci:>{width}}")
+            else:
+                cells.append(f"{float(r[k]):>{width}.4f}")
+        lines.append(f"{r['dataset'][:15]:<16}{r['run'][-47:]:<48}" + "".join(cells))
+    if with_ci:
+        lines.append("brackets: 95 % bootstrap confidence intervals (--bootstrap replicates, --seed)")
     return "\n".join(lines)

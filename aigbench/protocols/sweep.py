@@ -156,6 +156,32 @@ def run_trial(trial: Any, space: dict[str, Any], out: Path, passthrough: list[st
     return trial_value(folder / "log.jsonl", metric, trial.number)
 
 
+def trial_line(study: Any, trial: Any, metric: str) -> str:
+    """One line per finished trial: its parameters, its value (or where it was pruned, or why it
+    failed) and the best so far."""
+    import optuna
+
+    params = " ".join(_flags(trial.params)) or "(no parameters)"
+    state = trial.state
+    if state == optuna.trial.TrialState.COMPLETE:
+        what = f"{metric} {trial.value:.4f}"
+    elif state == optuna.trial.TrialState.PRUNED:
+        steps = trial.intermediate_values
+        last = max(steps) if steps else None
+        what = f"pruned at epoch {last} ({metric} {steps[last]:.4f})" if last is not None else "pruned"
+    else:
+        what = f"{state.name.lower()}" + (f": {trial.user_attrs['error']}" if "error" in trial.user_attrs else "")
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if done:
+        best = (
+            max(done, key=lambda t: t.value) if study.direction.name == "MAXIMIZE" else min(done, key=lambda t: t.value)
+        )
+        so_far = f"best so far: trial {best.number}, {best.value:.4f}"
+    else:
+        so_far = "no trial completed yet"
+    return f"trial {trial.number} {what}; {params}; {so_far}"
+
+
 def trial_value(log_file: Path, metric: str, number: int) -> float:
     """``metric`` at the epoch that test.py tests: the last epoch selected on validation
     (``selected`` in ``log.jsonl``: checkpoint-best.pth), else the last epoch."""
@@ -289,6 +315,7 @@ def run_sweep(
 
     def after(study: Any, trial: Any) -> None:
         write_trials(study, out_dir)
+        log.info("%s", trial_line(study, trial, space.get("metric", "val_auroc")))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if remaining:

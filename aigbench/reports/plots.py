@@ -146,10 +146,29 @@ def robustness_figures(
                     marker="o",
                     label=f"{label_prefix}{key}",
                 )
-            ax.set(xlabel=points[0][1].get("param", "strength"), ylabel=metric)
+            ax.set(xlabel=points[0][1].get("param", "strength"))
+            metric_axis(ax, metric)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=6)
     return figures
+
+
+UNIT_METRICS = ("auroc", "ap", "accuracy", "balanced_accuracy", "real_accuracy", "fake_accuracy", "f1")
+MIN_SPAN = 0.1  # other metrics: the y-axis spans at least this much, so noise does not look like a collapse
+
+
+def metric_axis(ax: Any, metric: str) -> None:
+    """A fixed y-range for the metrics that live in [0, 1] (a flat line stays flat), else at least
+    :data:`MIN_SPAN` around the data; the axis label says which."""
+    if metric in UNIT_METRICS:
+        ax.set_ylim(0.0, 1.0)
+        ax.set_ylabel(f"{metric} (axis 0-1)")
+        return
+    lo, hi = ax.get_ylim()
+    if hi - lo < MIN_SPAN:
+        mid = (lo + hi) / 2
+        ax.set_ylim(mid - MIN_SPAN / 2, mid + MIN_SPAN / 2)
+    ax.set_ylabel(f"{metric} (axis spans at least {MIN_SPAN:g})")
 
 
 def heatmap(
@@ -180,7 +199,8 @@ def heatmap(
 
 
 def mistakes_grid(items: Sequence[Mapping[str, Any]], columns: int = 6, thumb: int = 128) -> Optional[Figure]:
-    """Thumbnails of the most confident mistakes: ``{"image": HxWx3 uint8, "label", "score", "path"}``."""
+    """Thumbnails of the most confident mistakes: ``{"image": HxWx3 uint8, "label", "score", "path"}``
+    and ``copies`` (files with the same content, shown once)."""
     if not items:
         return None
     rows = math.ceil(len(items) / columns)
@@ -191,7 +211,10 @@ def mistakes_grid(items: Sequence[Mapping[str, Any]], columns: int = 6, thumb: i
     for ax, it in zip(axes, items):
         ax.imshow(it["image"])
         truth = "fake" if int(it["label"]) == 1 else "real"
-        ax.set_title(f"{truth}, score {float(it['score']):.3f}\n{os.path.basename(str(it['path']))[:22]}", fontsize=6)
+        copies = int(it.get("copies", 1))
+        more = f" ({copies} copies)" if copies > 1 else ""
+        name = os.path.basename(str(it["path"]))[:22]
+        ax.set_title(f"{truth}, score {float(it['score']):.3f}{more}\n{name}", fontsize=6)
     return fig
 
 

@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from aigbench.errors import ConfigError
-from aigbench.fileio import read_matrix, read_suite_results, stale_result
+from aigbench.fileio import file_sha256, read_matrix, read_suite_results, stale_result
 from aigbench.metrics.binary import is_fake
 from aigbench.reports import plots
 
@@ -292,7 +292,8 @@ def spectra_section(run: Run, out: Path, images: _Images) -> list[dict[str, Any]
 
 
 def confident_mistakes(ds: Dataset, n: int = N_MISTAKES) -> list[dict[str, Any]]:
-    """The ``n`` wrong predictions (at the dataset's threshold) furthest from the threshold, with
+    """The ``n`` wrong predictions (at the dataset's threshold) furthest from the threshold, each
+    content once (byte-identical copies are counted in ``copies``, the first one shown), with
     thumbnails of their images (skipped when a file can no longer be read)."""
     import cv2
 
@@ -303,21 +304,49 @@ def confident_mistakes(ds: Dataset, n: int = N_MISTAKES) -> list[dict[str, Any]]
     t = float(ds.metrics["metrics"].get("threshold", 0.5))
     wrong = np.flatnonzero(is_fake(ds.scores, t) != (ds.labels == 1))
     order = wrong[np.argsort(-np.abs(ds.scores[wrong] - t), kind="stable")]
-    items = []
+    copies = _copies_of([ds.paths[i] for i in order])
+    items: list[dict[str, Any]] = []
+    shown: set[str] = set()
     for i in order:
+        content = copies["key"].get(ds.paths[i], ds.paths[i])
+        if content in shown:
+            continue
         img = load_image(ds.paths[i])
         if img is None:
             continue
+        shown.add(content)
         scale = THUMB / max(img.shape[:2])
         thumb = cv2.resize(
             img,
             (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale))),
             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST,
         )
-        items.append({"image": thumb, "label": ds.labels[i], "score": ds.scores[i], "path": ds.paths[i]})
+        items.append(
+            {
+                "image": thumb,
+                "label": ds.labels[i],
+                "score": ds.scores[i],
+                "path": ds.paths[i],
+                "copies": copies["count"].get(content, 1),
+            }
+        )
         if len(items) == n:
             break
     return items
+
+
+def _copies_of(paths: Sequence[str]) -> dict[str, dict]:
+    """``key``: each readable file's content (sha256); ``count``: how many of ``paths`` hold it."""
+    from collections import Counter
+
+    key: dict[str, str] = {}
+    for p in dict.fromkeys(paths):
+        try:
+            key[p] = file_sha256(p)
+        except OSError:
+            continue
+    count = Counter(key[p] for p in paths if p in key)
+    return {"key": key, "count": dict(count)}
 
 
 def _run_section(run: Run, images: _Images, out: Optional[Path] = None) -> dict[str, Any]:

@@ -116,7 +116,7 @@ def run_grid(
     clean_results: Optional[dict[str, Any]] = None
     for i, p in enumerate(points):
         if ctx.is_main:
-            log.info("[%d/%d] %s (%s)", i + 1, len(points), p, p.unit)
+            log.info("[%d/%d grid points] %s (%s)%s", i + 1, len(points), p, p.unit, " clean" if p.is_clean else "")
         extra = {
             "checkpoint": checkpoint,
             "perturbation": p.name,
@@ -214,10 +214,17 @@ def predict_grid(
         per_view = loader_batch_size(ld) * tr.image_size**2 * 3 * max(1, tr.crops)
         in_flight = 2 * ld.num_workers + 1  # prefetched batches (prefetch_factor 2 per worker) and the current one
         group = max(1, VIEW_BUDGET_BYTES // max(per_view * in_flight, 1))
+        if ctx.is_main:
+            shared = len(points) - len(keys)
+            log.info(
+                "%s: %d grid point(s), clean ones included, from one decode of each image: %d distinct view(s)%s",
+                name,
+                len(points),
+                len(keys),
+                f" (the clean point is scored once for {shared + 1} perturbations)" if shared else "",
+            )
         for start in range(0, len(keys), group):
             views = [tr.with_perturbation(p, stage) for p in perturbations[start : start + group]]
-            if ctx.is_main:
-                log.info("%s: %d grid point(s) from one decode of each image", name, len(views))
             preds = predict_views(
                 model, multi_view_loader(ld, views), ctx, len(views), f"sweep {name}", show_progress=show_progress
             )
