@@ -183,22 +183,38 @@ def test_report_renders_every_plot_and_opens_in_a_headless_browser(trained, tmp_
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,2000"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
-    try:
-        driver.get((out / "report.html").as_uri())
-        states = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt]);"
-        )
-        assert len(states) == len(pngs)
-        assert all(done and width > 0 for done, width, _ in states), states
-        driver.save_screenshot(str(out / "screenshot.png"))
-    finally:
-        driver.quit()
-    assert cv2.imread(str(out / "screenshot.png")) is not None
+    for width in (1400, 1920):  # a laptop and a desktop: the page never scrolls sideways, each table fits its box
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = chromium
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", f"--window-size={width},2000"):
+            opts.add_argument(arg)
+        driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
+        try:
+            driver.get((out / "report.html").as_uri())
+            states = driver.execute_script(
+                "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt]);"
+            )
+            assert len(states) == len(pngs)
+            assert all(done and w > 0 for done, w, _ in states), states
+            page = driver.execute_script(
+                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];"
+            )
+            assert page[0] <= page[1], (width, page)  # nothing sticks out of the page
+            boxes = driver.execute_script(
+                "return Array.from(document.querySelectorAll('table')).map(t => {"
+                " const b = t.parentElement, r = b.getBoundingClientRect();"
+                " return [b.className, r.left, r.right, b.scrollWidth, b.clientWidth,"
+                " getComputedStyle(b).overflowX]; });"
+            )
+            assert boxes, "no table in the report"
+            for cls, left, right, scroll_w, client_w, overflow in boxes:
+                assert cls == "scroll" and left >= 0 and right <= page[1] + 0.5, (width, cls, left, right)
+                assert scroll_w <= client_w or overflow == "auto", (width, scroll_w, client_w, overflow)
+            driver.save_screenshot(str(out / f"screenshot_{width}.png"))
+        finally:
+            driver.quit()
+        shot = cv2.imread(str(out / f"screenshot_{width}.png"))
+        assert shot is not None and shot.shape[1] >= width - 20
 
 
 def test_tensorboard_gets_pr_curves_and_one_robustness_figure_per_perturbation(trained):
