@@ -17,13 +17,14 @@ import hashlib
 import io
 import os
 import warnings
-from typing import Mapping, NamedTuple, Optional, Sequence
+from collections import Counter
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from aigbench.datasets.layouts import Sample
 from aigbench.datasets.sources import ROW_PATH, read_row_bytes
-from aigbench.imageops.integrity import END_WORDS, HEAD_BYTES, ends_complete, sniff_format
+from aigbench.imageops.integrity import END_WORDS, HEAD_BYTES, TAIL_BYTES, ends_as_whole, ends_complete, sniff_format
 
 PROBLEM_KINDS = ("missing", "unreadable", "empty", "not an image", "truncated", "undecodable")
 # ITU-T T.81 Annex K tables in natural (row-major) order: libjpeg scales them by quality.
@@ -116,14 +117,18 @@ def _broken(fmt: str, data: bytes, error: BaseException) -> tuple[str, str]:
 _PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, MemoryError)
 
 
-def inspect_bytes(data: bytes) -> FileInfo:
-    """Hash, header and integrity of one encoded file; decodes pixels only when needed (see the
-    module docstring)."""
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def inspect_bytes(data: bytes, hashed: bool = True) -> FileInfo:
+    """Hash (unless not ``hashed``: ``digest`` ""), header and integrity of one encoded file;
+    decodes pixels only when needed (see the module docstring)."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
-        return FileInfo(0, hashlib.blake2b(data, digest_size=16).hexdigest(), problem="empty", detail="0 bytes")
-    info = FileInfo(len(data), hashlib.blake2b(data, digest_size=16).hexdigest())
+        return FileInfo(0, _digest(data), problem="empty", detail="0 bytes")
+    info = FileInfo(len(data), _digest(data) if hashed else "")
     sniffed = sniff_format(data[:HEAD_BYTES])
     try:
         im = Image.open(io.BytesIO(data))
@@ -157,9 +162,11 @@ def inspect_bytes(data: bytes) -> FileInfo:
     return info
 
 
-def inspect_file(path: str) -> FileInfo:
+def inspect_file(path: str, hashed: bool = True) -> FileInfo:
     """:func:`inspect_bytes` of the file at ``path`` (or of the ``<file>#<row>`` row of a
-    parquet/Arrow table), read once; a missing or unreadable file is a problem, not an exception."""
+    parquet/Arrow table); a missing or unreadable file is a problem, not an exception. Not
+    ``hashed`` (a file whose size no other file has cannot have a copy): a JPEG whose first and
+    last bytes show it whole is read no further than its header; other files are read whole."""
     row = ROW_PATH.match(path)
     if row is not None:
         if not os.path.isfile(row.group("file")):
@@ -167,37 +174,76 @@ def inspect_file(path: str) -> FileInfo:
         data = read_row_bytes(path)
         if data is None:
             return FileInfo(0, "", problem="unreadable", detail="the row has no image bytes or cannot be read")
-        return inspect_bytes(bytes(data))
+        return inspect_bytes(bytes(data), hashed)
     try:
         with open(path, "rb") as f:
+            if not hashed:
+                info = _jpeg_header(f)
+                if info is not None:
+                    return info
+                f.seek(0)
             data = f.read()
     except FileNotFoundError:
         return FileInfo(0, "", problem="missing", detail="no such file")
     except OSError as e:
         return FileInfo(0, "", problem="unreadable", detail=e.strerror or str(e))
-    return inspect_bytes(data)
+    return inspect_bytes(data, hashed)
+
+
+def _jpeg_header(f: Any) -> Optional[FileInfo]:
+    """A whole JPEG's :class:`FileInfo` (no digest) from its header and its last bytes; None for
+    anything else (read whole then)."""
+    from PIL import Image
+
+    head = f.read(HEAD_BYTES)
+    size = os.fstat(f.fileno()).st_size
+    if sniff_format(head) not in ("JPEG", "MPO") or size <= len(head):
+        return None
+    f.seek(max(0, size - TAIL_BYTES))
+    if not ends_as_whole("JPEG", head, f.read(), size):
+        return None
+    f.seek(0)
+    try:
+        with Image.open(f) as im:
+            info = FileInfo(size, "", im.format or "JPEG", width=im.size[0], height=im.size[1], mode=im.mode)
+            if getattr(im, "quantization", None):
+                try:
+                    info = info._replace(quality=estimate_jpeg_quality(im.quantization))
+                except ValueError:
+                    pass
+            return info
+    except _PIL_ERRORS:
+        return None
 
 
 def inspect_all(paths: Sequence[str], progress: bool, workers: Optional[int]) -> list[FileInfo]:
     """:func:`inspect_file` of every path, in order, on a thread pool (file reads, hashing and
-    Pillow's decoders release the GIL), with a tqdm bar when ``progress``."""
+    Pillow's decoders release the GIL), with a tqdm bar when ``progress``. Only the files whose
+    byte size another file shares are hashed (only they can be copies); the others are read no
+    further than their header where the format allows."""
     from tqdm import tqdm
 
     workers = workers or min(8, 2 * (os.cpu_count() or 1))
     if any(ROW_PATH.match(p) for p in paths):
         workers = 1  # table rows: read in order, one row group at a time (their caches are not thread-safe)
+    sizes = [_size(p) for p in paths]
+    shared = {s for s, n in Counter(sizes).items() if n > 1 or s is None}
+
+    def one(k: int) -> FileInfo:
+        return inspect_file(paths[k], hashed=sizes[k] in shared)
+
     out: list[FileInfo] = []
     bar = tqdm(total=len(paths), desc="checking", unit="img", disable=not progress, leave=False, dynamic_ncols=True)
     with warnings.catch_warnings(), bar:
         warnings.simplefilter("ignore")  # Pillow's warnings about odd files: the report has the problems
         if workers <= 1:
-            for p in paths:
-                out.append(inspect_file(p))
+            for k in range(len(paths)):
+                out.append(one(k))
                 bar.update()
         else:
             with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                 for start in range(0, len(paths), 4096):  # bounded batches: no million pending futures
-                    for info in pool.map(inspect_file, paths[start : start + 4096]):
+                    for info in pool.map(one, range(start, min(start + 4096, len(paths)))):
                         out.append(info)
                         bar.update()
     return out
@@ -214,3 +260,13 @@ def extension_mismatches(samples: Sequence[Sample], infos: Sequence[FileInfo]) -
         if i.format != expected and not (i.format == "MPO" and expected == "JPEG"):
             out.append({"path": s.path, "extension": ext, "format": i.format})
     return out
+
+
+def _size(path: str) -> Optional[int]:
+    """The byte size of a file (None: a table row or an unreadable file, always hashed)."""
+    if ROW_PATH.match(path):
+        return None
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None

@@ -535,6 +535,7 @@ def suites(name: str) -> None:
 @click.option("--num_workers", type=int, default=0, show_default=True, help="DataLoader worker processes")
 @click.option("--official_sampling", is_flag=True, help="the suite's official subsampling (UnivFD), seeded")
 @click.option("--no_progress", is_flag=True, help="no progress bar")
+@click.option("--fast_decode", is_flag=True, hidden=True, help="refused: a suite's protocol decodes every image fully")
 def eval_suites(
     run_dir: str,
     suite_args: tuple[str, ...],
@@ -544,12 +545,20 @@ def eval_suites(
     num_workers: int,
     official_sampling: bool,
     no_progress: bool,
+    fast_decode: bool,
 ) -> None:
     """Evaluate a trained run on benchmark suites by their official protocols: RUN/suites/NAME/
     predictions.csv, metrics.json and table.md / table.csv in the papers' format."""
     from aigbench.engine.runtime import setup_single_process_logging
     from aigbench.errors import AigbenchError
     from aigbench.suites.run import evaluate_suite
+
+    if fast_decode:
+        raise click.ClickException(
+            "--fast_decode is refused by bench eval: a suite's protocol is exact (the published numbers come from "
+            "full decodes and the official resize), and a reduced decode moves pixels and scores; use it with "
+            "test.py, where metrics.json records it"
+        )
 
     setup_single_process_logging()
     for spec in suite_args:

@@ -14,9 +14,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from aigbench.datasets.cache import DecodedCache
 from aigbench.datasets.layouts import DatasetError, Sample, load_samples
 from aigbench.datasets.shards import ShardBatchSampler, shard_ids
-from aigbench.datasets.sources import load_image
+from aigbench.datasets.sources import is_row_path, load_image
 from aigbench.datasets.table import SampleTable
 from aigbench.datasets.transforms import ImageTransform, Normalizer
+from aigbench.imageops.io import decode_image_reduced
 
 # A training batch replaces an undecodable file by the next decodable one, up to this many tries.
 MAX_SUBSTITUTE_TRIES = 16
@@ -39,6 +40,7 @@ class ImageDataset(Dataset):
         substitute: bool = False,
         cache: Optional[DecodedCache] = None,
         provenance: Optional[dict[str, Any]] = None,
+        fast_decode: bool = False,
     ) -> None:
         self.samples = SampleTable.of(samples)  # flat arrays: forked workers do not copy them
         self.transform = transform
@@ -46,15 +48,24 @@ class ImageDataset(Dataset):
         self.substitute = substitute
         self.cache = cache  # --cache_decoded: pixels decoded once, shared by every worker
         self.provenance = provenance  # where the samples came from (datasets.provenance), for results
+        self.fast_decode = fast_decode  # --fast_decode: JPEGs decoded at a reduced DCT scale (imageops.io)
 
     def view(self, transform: ImageTransform) -> ImageDataset:
         """The same samples through another transform (a robustness point); ``self`` is unchanged."""
-        return ImageDataset(self.samples, transform, self.name, self.substitute, self.cache, self.provenance)
+        return ImageDataset(
+            self.samples, transform, self.name, self.substitute, self.cache, self.provenance, self.fast_decode
+        )
 
     def decode(self, index: int) -> Optional[np.ndarray]:
         """The RGB uint8 pixels of sample ``index`` (from the decoded cache when there is one),
         or None when its file cannot be decoded."""
-        return self.cache[index] if self.cache is not None else load_image(self.samples.path(index))
+        if self.cache is not None:
+            return self.cache[index]
+        path = self.samples.path(index)
+        floor = self.transform.decode_floor() if self.fast_decode else None
+        if floor and not is_row_path(path):
+            return decode_image_reduced(path, floor)[0]
+        return load_image(path)
 
     @classmethod
     def from_path(

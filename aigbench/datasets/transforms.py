@@ -277,6 +277,19 @@ class ImageTransform:
             out = cv2.resize(out, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
         return out
 
+    def decode_floor(self) -> Optional[int]:
+        """``--fast_decode``: the fewest pixels a reduced JPEG decode must keep on each side, twice
+        the size that the geometry resizes to (``resize``: the input size; ``resize_crop``: the
+        shorter side before the crop); None for geometries that do not resize (a crop or the whole
+        image at its own resolution would show other content)."""
+        if self.train or self.perturbation is not None:
+            return None
+        if self.resize_mode == "resize":
+            return 2 * self.image_size
+        if self.resize_mode == "resize_crop":
+            return 2 * int(round(self.image_size / self.crop_pct))
+        return None
+
     @property
     def crop_name(self) -> str:
         """How evaluation images reached the model, for results (``multicrop5``, ``resize``, ...)."""

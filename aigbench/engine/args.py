@@ -319,6 +319,19 @@ def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bars (they are off anyway when output is not a terminal: one line per epoch)",
     )
+    g.add_argument(
+        "--no_fuse",
+        action="store_true",
+        help="evaluate the model as it is: by default each BatchNorm is folded into the convolution before it "
+        "where that is exact (scores within 1e-6; metrics.json says so under model_fusion)",
+    )
+    g.add_argument(
+        "--micro_batch",
+        type=int,
+        default=16,
+        help="on the CPU, score each evaluation batch this many images at a time (same scores, a fraction of the "
+        "memory; 0: whole batches)",
+    )
     return parser
 
 
@@ -522,6 +535,14 @@ def test_parser(description: str = "Test checkpoints on several datasets") -> ar
         metavar="N",
         help="add 95%% bootstrap confidence intervals of accuracy, AUROC and AP from N replicates "
         "(stratified by label, seeded by --seed; 1000 is usual)",
+    )
+    g.add_argument(
+        "--fast_decode",
+        action="store_true",
+        help="decode JPEGs at a reduced DCT scale that keeps at least twice the resize target on each side "
+        "(libjpeg's scaled decode): about 3x faster preprocessing of full-size photos, pixels within a few grey "
+        "levels of the exact pipeline. Never the default; recorded in metrics.json; only for geometries that "
+        "resize (resize, resize_crop); refused by bench eval's exact protocols",
     )
     return parser
 

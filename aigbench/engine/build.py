@@ -273,7 +273,10 @@ def make_dataset(
     provenance = None
     if source is not None:
         provenance = data_provenance(source[0], source[1], samples, layouts_of(args, source[0]))
-    return ImageDataset(samples, transform, name, substitute=substitute, cache=cache, provenance=provenance)
+    fast = bool(getattr(args, "fast_decode", False)) and not transform.train
+    return ImageDataset(
+        samples, transform, name, substitute=substitute, cache=cache, provenance=provenance, fast_decode=fast
+    )
 
 
 def build_train_data(args: argparse.Namespace, ctx: DistContext) -> TrainData:
@@ -570,6 +573,12 @@ def build_test_loaders(args: argparse.Namespace, ctx: DistContext, spec: Optiona
     only, and the test sets keep every generator (the cross-generator protocol tests on all of them)."""
     sets = test_sets_of(args, spec)
     transform = build_transform(args, False)
+    if getattr(args, "fast_decode", False) and transform.decode_floor() is None:
+        log.warning(
+            "--fast_decode has no effect with the %s geometry: it reduces JPEG decodes only where the image is "
+            "resized (resize, resize_crop); a crop at the image's own resolution would show other content",
+            transform.crop_name,
+        )
     select = hasattr(args, "checkpoint")  # a test or robustness run
     datasets = {
         name: make_dataset(args, load_data(args, path, "test", select), transform, name, source=(path, "test"))

@@ -22,6 +22,10 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    # evaluation: BatchNorm folded into convolutions (engine.fusion; --no_fuse), and on the CPU the
+    # batches scored in micro-batches of this many images (--micro_batch; 0: whole batches)
+    fuse_eval: bool = True
+    micro_batch: int = 16
 
     @property
     def distributed(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import sys
@@ -20,6 +21,8 @@ from aigbench.engine.amp import MAX_SKIPPED_STEPS, AmpPolicy, as_policy
 from aigbench.engine.checkpoint import unwrap
 from aigbench.engine.contract import NonFiniteLossError, check_finite_loss, validate_output
 from aigbench.engine.dist import DistContext, all_gather_objects, all_reduce_mean, any_rank, broadcast_buffers
+from aigbench.engine.fusion import MIN_IMAGES as MIN_IMAGES_TO_FUSE
+from aigbench.engine.fusion import fused_for_eval
 from aigbench.engine.memory import TRIM_EVERY, trim_heap
 from aigbench.metrics.binary import is_fake
 
@@ -346,6 +349,7 @@ class Predictions:
     score: np.ndarray
     skipped: list[str]
     first_batch: Optional[dict[str, Any]] = None
+    fusion: Optional[dict[str, Any]] = None  # what engine.fusion did to the evaluated model
 
 
 @torch.inference_mode()
@@ -412,6 +416,13 @@ class _Gatherer:
         return Predictions(index, label[first], score[first], all_skipped, self.first_batch)
 
 
+def _slice(batch: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
+    """Rows ``start:stop`` of a batch (tensors and lists alike)."""
+    return {
+        k: (v[start:stop] if isinstance(v, (torch.Tensor, list)) and k != "skipped" else v) for k, v in batch.items()
+    }
+
+
 def _score_batch(
     model: torch.nn.Module, batch: dict[str, Any], ctx: DistContext, channels_last: bool, validate: bool
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
@@ -428,10 +439,18 @@ def _score_batch(
             "generator": [g for g in batch["generator"] for _ in range(n_crops)],
             "index": batch["index"].repeat_interleave(n_crops),
         }
-    out, label, image = _forward(model, batch, ctx.device, AmpPolicy(ctx.device.type, None), channels_last)
-    if validate:
-        validate_output(out, label.shape[0], _model_name(model))
-    score = out["pred_label"].detach().float().cpu()
+    micro = ctx.micro_batch if ctx.device.type == "cpu" else 0
+    parts = []
+    for start in range(0, len(batch["path"]), micro) if micro and len(batch["path"]) > micro else [0]:
+        part = _slice(batch, start, start + micro) if micro and len(batch["path"]) > micro else batch
+        out, label, image = _forward(model, part, ctx.device, AmpPolicy(ctx.device.type, None), channels_last)
+        if validate and not parts:
+            validate_output(out, label.shape[0], _model_name(model))
+        parts.append((out["pred_label"].detach().float().cpu().reshape(-1), image, out))
+    score = torch.cat([p[0] for p in parts])
+    kept = parts[: max(1, -(-32 * max(1, n_crops) // max(micro, 1)))]  # inputs enough for the first-batch grid
+    image = torch.cat([p[1] for p in kept]) if len(kept) > 1 else kept[0][1]
+    out = parts[0][2]  # the first micro-batch's visual_image: what TensorBoard shows
     if n_crops:
         score, image = score.view(-1, n_crops).mean(1), image[::n_crops]
     return score, image, out
@@ -458,18 +477,27 @@ def predict_views(
     model.eval()
     skipped = SkipCounter()
     views = [_Gatherer() for _ in range(max(1, n_views))]
+    fusion: Optional[dict[str, Any]] = None if ctx.fuse_eval else {"fused": False, "note": "--no_fuse"}
+    if fusion is None and len(loader.dataset) < MIN_IMAGES_TO_FUSE:
+        fusion = {"fused": False, "note": f"fewer than {MIN_IMAGES_TO_FUSE} images: not worth folding"}
     for step, batch in enumerate(progress(loader, desc, show_progress and ctx.is_main)):
         skipped.add(batch["skipped"])
         if step % TRIM_EVERY == TRIM_EVERY - 1:
             trim_heap()  # keeps a long evaluation's memory flat (aigbench.engine.memory)
         if "image" not in batch:
             continue
+        if fusion is None:  # the first batch is the probe that checks the fused copy's scores
+            image = batch["image"][:, 0] if n_views else batch["image"]
+            image = image.flatten(0, 1) if image.dim() == 5 else image
+            probe = model_input({**batch, "image": image[:2]}, ctx.device)
+            model, fusion = fused_for_eval(model, probe)
+            channels_last = channels_last_of(model) if fusion["fused"] else channels_last
         for v, gatherer in enumerate(views):
             view = {**batch, "image": batch["image"][:, v]} if n_views else batch
             score, image, out = _score_batch(model, view, ctx, channels_last, validate and gatherer.first_batch is None)
             gatherer.add(view, score, image, out)
     trim_heap()
-    return [g.gather(skipped.paths) for g in views]
+    return [dataclasses.replace(g.gather(skipped.paths), fusion=fusion) for g in views]
 
 
 @torch.inference_mode()

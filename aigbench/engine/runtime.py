@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import shlex
@@ -49,6 +50,9 @@ def setup_single_process_logging() -> logging.Logger:
 def start_run(args: argparse.Namespace) -> DistContext:
     """Process group (under torchrun), device, logging and seed, from the common flags."""
     ctx = init_distributed(args.device)
+    ctx = dataclasses.replace(
+        ctx, fuse_eval=not getattr(args, "no_fuse", False), micro_batch=int(getattr(args, "micro_batch", 16))
+    )
     setup_logging(ctx)
     apply_threads(getattr(args, "threads", None), getattr(args, "num_workers", 0))
     configure_cuda(ctx, tf32=getattr(args, "tf32", True), fixed_size=getattr(args, "eval_crop", None) != "full")

@@ -197,6 +197,7 @@ def record_predictions(
         "align_format": getattr(getattr(transform, "align", None), "spec", None),
         "eval_perturb": getattr(getattr(transform, "perturbation", None), "spec", None),
         "eval_crop": getattr(transform, "crop_name", None),
+        "model_fusion": preds.fusion,
         **dict(extra or {}),
         **result,
     }
@@ -260,7 +261,12 @@ def provenance(
     at = result.get("at_val_threshold")
     return {
         "data": getattr(loader.dataset, "provenance", None),
-        "preprocess": preprocess_record(loader.dataset.transform),
+        "preprocess": {
+            **preprocess_record(loader.dataset.transform),
+            "fast_decode": bool(
+                getattr(loader.dataset, "fast_decode", False) and loader.dataset.transform.decode_floor()
+            ),
+        },
         "checkpoint": ckpt,
         "threshold": {
             "value": result["metrics"]["threshold"],

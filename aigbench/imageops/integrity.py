@@ -56,7 +56,7 @@ def sniff_format(data: bytes) -> str:
     return ""
 
 
-def _ends_as_whole(fmt: str, head: bytes, tail: bytes, size: int) -> Optional[bool]:
+def ends_as_whole(fmt: str, head: bytes, tail: bytes, size: int) -> Optional[bool]:
     """The cheap test on the first and last bytes only: True when the file ends as a whole ``fmt``
     file does, False when it does not (it may still hold its end further in), None when ``fmt``
     has no such test."""
@@ -125,7 +125,7 @@ def _gif_has_end(data: bytes) -> bool:
 def ends_complete(fmt: str, data: bytes) -> Optional[bool]:
     """True when ``data``, a file in format ``fmt`` (Pillow's name), holds its end (see the module
     docstring), False when it is cut short, None when ``fmt`` has no check here."""
-    whole = _ends_as_whole(fmt, data[:HEAD_BYTES], data[-TAIL_BYTES:], len(data))
+    whole = ends_as_whole(fmt, data[:HEAD_BYTES], data[-TAIL_BYTES:], len(data))
     if whole is None or whole:
         return whole
     if fmt in ("JPEG", "MPO"):
@@ -155,7 +155,7 @@ def file_missing_end(path: str) -> Optional[str]:
             size = os.fstat(f.fileno()).st_size
             f.seek(max(0, size - TAIL_BYTES))
             tail = f.read()
-            whole = _ends_as_whole(sniff_format(head), head, tail, size)
+            whole = ends_as_whole(sniff_format(head), head, tail, size)
             if whole is None or whole:
                 return None
             f.seek(0)

@@ -48,3 +48,42 @@ def decode_image(path: str) -> Optional[np.ndarray]:
     except OSError:
         return None
     return decode_bytes(data)
+
+
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def jpeg_size(path: str) -> Optional[tuple[int, int]]:
+    """``(height, width)`` of a JPEG file from its header alone; None for any other file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return (im.size[1], im.size[0]) if im.format in ("JPEG", "MPO") else None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, EOFError, SyntaxError):
+        return None
+
+
+def reduced_factor(height: int, width: int, min_side: int) -> int:
+    """The largest libjpeg DCT scale (8, 4, 2, else 1) that keeps at least ``min_side`` pixels on
+    each side of a ``height x width`` JPEG."""
+    return next((f for f in (8, 4, 2) if height // f >= min_side and width // f >= min_side), 1)
+
+
+def decode_image_reduced(path: str, min_side: int) -> tuple[Optional[np.ndarray], int]:
+    """A JPEG decoded at the DCT scale of :func:`reduced_factor` (libjpeg's scaled decode, through
+    OpenCV's ``IMREAD_REDUCED_COLOR_<f>``), and that factor; any other file, or a JPEG too small to
+    reduce, decoded fully (factor 1). ``--fast_decode``: never the default, the pixels are not
+    those of a full decode followed by the resize."""
+    size = jpeg_size(path)
+    factor = reduced_factor(*size, min_side) if size else 1
+    if factor == 1:
+        return decode_image(path), 1
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None, 1
+    img = cv2.imdecode(data, _REDUCED[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
+    if img is None:
+        return decode_bytes(data), 1
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), factor
