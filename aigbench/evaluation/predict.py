@@ -221,7 +221,7 @@ def load_run(
         argv += ["--batch_size", str(batch_size)]
     args = flags.parse_args(flags.test_parser(), argv)
     args.eval_perturb = ""
-    ctx = DistContext(pick_device(args.device))
+    ctx = DistContext(pick_device(args.device), fuse_eval=not args.no_fuse, micro_batch=args.micro_batch)
     ckpt = ckpts.pick_checkpoint(run, checkpoint)
     model = build.build_model(args, ctx, ddp=False)
     epoch = ckpts.load_weights_into(model, ckpt)
