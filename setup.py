@@ -56,6 +56,8 @@ setup(
         "explain": ["grad-cam>=1.5"],
         "test": [
             "pytest>=7",
+            # the suite runs on two workers (pyproject.toml: -n 2 --dist loadfile)
+            "pytest-xdist>=3.5",
             "ruff>=0.4",
             "open-clip-torch>=2.24",
             "datasets>=2.14",

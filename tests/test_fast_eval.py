@@ -20,7 +20,7 @@ from aigbench.datasets.dataset import ImageDataset, build_loader
 from aigbench.datasets.layouts import Sample
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.dist import DistContext
-from aigbench.engine.fusion import MIN_IMAGES, fused_for_eval
+from aigbench.engine.fusion import MIN_PIXELS, fused_for_eval
 from aigbench.engine.loop import predict
 
 from conftest import bench, cifake_subset, need_cifake, script
@@ -54,16 +54,20 @@ class SmallCNN(nn.Module):
         }
 
 
+SIDE = 64  # CIFAKE photos enlarged: enough of them to be worth folding
+ENOUGH = -(-MIN_PIXELS // (SIDE * SIDE * 2)) + 4  # per class
+
+
 def _cifake_loader(n_per_class: int, batch: int = 64):
     samples = [Sample(p, y, "") for p, y in cifake_subset("train", n_per_class)]
-    ds = ImageDataset(samples, ImageTransform(32, False), "cifake")
+    ds = ImageDataset(samples, ImageTransform(SIDE, False), "cifake")
     return build_loader(ds, batch, False, 0)
 
 
 def test_fused_evaluation_gives_the_same_scores_and_says_so():
     torch.manual_seed(0)
     model = SmallCNN().eval()
-    loader = _cifake_loader(MIN_IMAGES // 2 + 8)
+    loader = _cifake_loader(ENOUGH)
     cpu = torch.device("cpu")
     fused = predict(model, loader, DistContext(cpu, fuse_eval=True), show_progress=False)
     plain = predict(model, loader, DistContext(cpu, fuse_eval=False, micro_batch=0), show_progress=False)
@@ -73,7 +77,7 @@ def test_fused_evaluation_gives_the_same_scores_and_says_so():
     assert np.abs(fused.score - plain.score).max() <= 1e-6
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the model itself is not changed
     small = predict(model, _cifake_loader(20), DistContext(cpu), show_progress=False)
-    assert not small.fusion["fused"] and "fewer than" in small.fusion["note"]
+    assert not small.fusion["fused"] and "too few to gain" in small.fusion["note"]
 
 
 def test_a_fusion_that_would_change_the_scores_is_not_used():
@@ -223,12 +227,13 @@ def test_a_noise_sweep_draws_each_images_noise_once(monkeypatch):
 
 @pytest.mark.slow
 def test_test_py_records_fusion_and_no_fuse_gives_the_same_scores(project, tmp_path):
-    items = cifake_subset("train", MIN_IMAGES // 2 + 8)
+    items = cifake_subset("train", ENOUGH)
     (tmp_path / "big.json").write_text(json.dumps(items))
     (tmp_path / "small.json").write_text(json.dumps(cifake_subset("test", 40)))
     flags = ["--data_path", str(tmp_path / "small.json"), "--test_data_path", str(tmp_path / "big.json")]
     (tmp_path / "sets.json").write_text(json.dumps({"big": str(tmp_path / "big.json")}))
-    script(project, "train.py", *flags, "--epochs", "1", "--output_dir", "out", "--no_progress", "--width", "8")
+    size = ["--image_size", str(SIDE)]
+    script(project, "train.py", *flags, *size, "--epochs", "1", "--output_dir", "out", "--no_progress", "--width", "8")
     results = {}
     for name, extra in (("fused", []), ("plain", ["--no_fuse", "--micro_batch", "0"])):
         script(

@@ -11,9 +11,9 @@ the batch's keywords and returns the output dict.
 
 The copy is checked against the model on a probe batch; when the fake scores differ by more than
 :data:`MAX_SCORE_DIFF`, or the fused copy fails, the model is evaluated unfused and the reason
-recorded. ``--no_fuse`` turns it off, and an evaluation of fewer than :data:`MIN_IMAGES` images runs
-unfused (the fold costs a copy, a trace and a check); ``metrics.json`` records what was done
-(``model_fusion``).
+recorded. ``--no_fuse`` turns it off, and an evaluation of fewer than :data:`MIN_PIXELS` input pixels in
+all (32 images at 224 x 224) runs unfused (the fold costs a copy, a trace and a check);
+``metrics.json`` records what was done (``model_fusion``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,15 @@ from torch import nn
 log = logging.getLogger("aigbench")
 
 MAX_SCORE_DIFF = 1e-6
-MIN_IMAGES = 512  # smaller evaluations run unfused: folding (a copy, a trace, a check) costs more than it saves
+MIN_PIXELS = 32 * 224 * 224  # smaller evaluations (images x input pixels) run unfused: the fold costs more
+
+
+def worth_fusing(n_images: int, side: int) -> bool:
+    """Whether an evaluation of ``n_images`` inputs of ``side`` x ``side`` pixels gains from the fold
+    (a copy, a trace and a check: about as long as scoring a few dozen 224-pixel images)."""
+    return n_images * side * side >= MIN_PIXELS
+
+
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 

@@ -21,8 +21,7 @@ from aigbench.engine.amp import MAX_SKIPPED_STEPS, AmpPolicy, as_policy
 from aigbench.engine.checkpoint import unwrap
 from aigbench.engine.contract import NonFiniteLossError, check_finite_loss, validate_output
 from aigbench.engine.dist import DistContext, all_gather_objects, all_reduce_mean, any_rank, broadcast_buffers
-from aigbench.engine.fusion import MIN_IMAGES as MIN_IMAGES_TO_FUSE
-from aigbench.engine.fusion import fused_for_eval
+from aigbench.engine.fusion import fused_for_eval, worth_fusing
 from aigbench.engine.memory import TRIM_EVERY, trim_heap
 from aigbench.metrics.binary import is_fake
 
@@ -478,8 +477,9 @@ def predict_views(
     skipped = SkipCounter()
     views = [_Gatherer() for _ in range(max(1, n_views))]
     fusion: Optional[dict[str, Any]] = None if ctx.fuse_eval else {"fused": False, "note": "--no_fuse"}
-    if fusion is None and len(loader.dataset) < MIN_IMAGES_TO_FUSE:
-        fusion = {"fused": False, "note": f"fewer than {MIN_IMAGES_TO_FUSE} images: not worth folding"}
+    side = int(getattr(getattr(loader.dataset, "transform", None), "image_size", 224) or 224)
+    if fusion is None and not worth_fusing(len(loader.dataset), side):
+        fusion = {"fused": False, "note": f"{len(loader.dataset)} images of {side} px: too few to gain from folding"}
     for step, batch in enumerate(progress(loader, desc, show_progress and ctx.is_main)):
         skipped.add(batch["skipped"])
         if step % TRIM_EVERY == TRIM_EVERY - 1:
