@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
@@ -151,28 +151,38 @@ def data() -> None:
     """Inspect datasets: bench data check PATH."""
 
 
+def data_options(command: Any) -> Any:
+    """--layout, --label_map and --json, as every ``bench data`` command takes them."""
+    options = (
+        click.option(
+            "--layout",
+            default="auto",
+            show_default=True,
+            help="dataset layout, e.g. CIFAKE, ForenSynths, GenImage, JsonList, CsvList, Parquet (auto: detected)",
+        ),
+        click.option(
+            "--label_map",
+            default="",
+            metavar="NAME:0,NAME:1",
+            help="label names of your data, e.g. real:0,fake:1 (folder names, or label values of a list)",
+        ),
+        click.option(
+            "--json",
+            "json_out",
+            type=click.Path(dir_okay=False),
+            default=None,
+            metavar="OUT",
+            help="also write the report as JSON to OUT (see docs/data_check.md)",
+        ),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @data.command("check")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
-@click.option(
-    "--layout",
-    default="auto",
-    show_default=True,
-    help="dataset layout, e.g. CIFAKE, ForenSynths, GenImage, JsonList, CsvList, Parquet (auto: detected)",
-)
-@click.option(
-    "--label_map",
-    default="",
-    metavar="NAME:0,NAME:1",
-    help="label names of your data, e.g. real:0,fake:1 (folder names, or label values of a list)",
-)
-@click.option(
-    "--json",
-    "json_out",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="OUT",
-    help="also write the report as JSON to OUT (see docs/data_check.md)",
-)
+@data_options
 @click.option(
     "--no_progress", is_flag=True, help="no progress bar (there is none anyway when stderr is not a terminal)"
 )
@@ -206,19 +216,10 @@ def data_check(paths: tuple[str, ...], layout: str, label_map: str, json_out: Op
 @data.command("spectrum")
 @click.argument("path", metavar="PATH")
 @click.option("--out", default="spectrum", show_default=True, type=click.Path(file_okay=False), help="output folder")
-@click.option(
-    "--json",
-    "json_out",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="OUT",
-    help="also write the report here",
-)
+@data_options
 @click.option(
     "--size", type=int, default=0, help="side of the centre crop of every image (0: 256, or less for small images)"
 )
-@click.option("--layout", default="auto", show_default=True, help="dataset layout (auto: detected)")
-@click.option("--label_map", default="", metavar="NAME:0,NAME:1", help="label names of your data")
 @click.option(
     "--max_per_group", type=int, default=500, show_default=True, help="a seeded sample of each group beyond this"
 )
@@ -389,16 +390,16 @@ def explain(
             run_dir,
             inputs,
             out,
-            method,
-            target_layer,
-            checkpoint,
-            device,
-            seed,
-            not no_randomisation,
-            not no_road,
-            max_rank_correlation,
-            min_road,
-            limit,
+            limit=limit,
+            seed=seed,
+            method=method,
+            target_layer=target_layer,
+            checkpoint=checkpoint,
+            device=device,
+            randomisation=not no_randomisation,
+            road=not no_road,
+            max_rank_correlation=max_rank_correlation,
+            min_road=min_road,
         )
     except AigbenchError as e:
         raise click.ClickException(str(e)) from None

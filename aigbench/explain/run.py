@@ -225,41 +225,20 @@ def explain_images(
     run_dir: Union[str, os.PathLike],
     inputs: Sequence[Union[str, os.PathLike]],
     out: Optional[Union[str, os.PathLike]] = None,
-    method: str = "gradcam",
-    target_layer: str = "",
-    checkpoint: str = "",
-    device: str = "auto",
-    seed: int = 0,
-    randomisation: bool = True,
-    road: bool = True,
-    max_rank_correlation: float = cam.MAX_RANK_CORRELATION,
-    min_road: float = cam.MIN_ROAD,
     limit: int = 0,
-    flags_given: Sequence[str] = (),
+    seed: int = 0,
+    **options: Any,
 ) -> dict[str, Any]:
     """Explain the run in ``run_dir`` on ``inputs`` (files, folders, .txt lists, or a dataset
     whose layout gives labels); returns the summary, also written to ``<out>/summary.json``
     beside the maps, grids, ``explanations.csv`` and TensorBoard images (see the module
-    docstring). ``limit`` keeps a seeded sample of that many images per class."""
-    cam.cam_class(method)  # the extra is installed and the method known, before anything is read
+    docstring). ``limit`` keeps a seeded sample of that many images per class; ``options`` are
+    :func:`explain_samples`'s (method, target_layer, checkpoint, device, the checks)."""
+    cam.cam_class(options.get("method", "gradcam"))  # the extra is installed and the method known, first
     samples = labelled_inputs(inputs)
     if limit:
         samples = sample_per_class(samples, limit, seed)
-    return explain_samples(
-        run_dir,
-        samples,
-        out,
-        method,
-        target_layer,
-        checkpoint,
-        device,
-        seed,
-        randomisation,
-        road,
-        max_rank_correlation,
-        min_road,
-        flags_given,
-    )
+    return explain_samples(run_dir, samples, out, seed=seed, **options)
 
 
 def explain_samples(

@@ -187,27 +187,28 @@ class _Images:
     def add(self, fig: Any, stem: str, caption: str) -> Optional[dict[str, str]]:
         if fig is None:
             return None
+        name = self._name(stem)
+        plots.save_png(fig, self.dir / f"{name}.png")
+        return self._entry(name, caption)
+
+    def _name(self, stem: str) -> str:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
         while name in self.used:
             name += "_"
         self.used.add(name)
-        path = self.dir / f"{name}.png"
-        plots.save_png(fig, path)
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return name
+
+    def _entry(self, name: str, caption: str) -> dict[str, str]:
+        data = base64.b64encode((self.dir / f"{name}.png").read_bytes()).decode("ascii")
         return {"file": f"img/{name}.png", "data": f"data:image/png;base64,{data}", "caption": caption}
 
     def add_file(self, path: Path, stem: str, caption: str) -> Optional[dict[str, str]]:
         """A PNG written by another tool (bench explain, bench data spectrum), copied in."""
         if not path.is_file():
             return None
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
-        while name in self.used:
-            name += "_"
-        self.used.add(name)
-        target = self.dir / f"{name}.png"
-        target.write_bytes(path.read_bytes())
-        data = base64.b64encode(target.read_bytes()).decode("ascii")
-        return {"file": f"img/{name}.png", "data": f"data:image/png;base64,{data}", "caption": caption}
+        name = self._name(stem)
+        (self.dir / f"{name}.png").write_bytes(path.read_bytes())
+        return self._entry(name, caption)
 
 
 ANALYSIS = "analysis"  # <report out>/analysis/<run>/{explain,spectrum}/<dataset>/: bench report --explain/--spectrum
