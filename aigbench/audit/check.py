@@ -30,6 +30,7 @@ the shortcut audit, the report. Nothing here imports torch, and nothing is writt
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -48,6 +49,17 @@ def _missing_path_error(path: str) -> DatasetError:
         f"PATH {path!r} does not exist; give the dataset's root folder, a .json or .csv list, parquet data "
         "or aigbench:demo"
     )
+
+
+def preload_audit() -> None:
+    """Import scikit-learn's pieces that the shortcut audit uses (seconds of imports), so that a
+    thread can do it while the files are read; a failure is left to the audit to report."""
+    try:
+        import sklearn.ensemble  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+        import sklearn.model_selection  # noqa: F401
+    except ImportError:
+        pass
 
 
 def load_path(path: str, layout: str, labels: Optional[dict[str, int]]) -> tuple[list[Sample], list[str], Path]:
@@ -126,7 +138,10 @@ def check_dataset(
         names += part_names
         roots.append(root)
     name = "+".join(dict.fromkeys(names))
+    preload = threading.Thread(target=preload_audit, daemon=True)
+    preload.start()  # the shortcut audit's libraries load while the files are read
     infos = inspect_all([s.path for s in samples], progress, workers)
+    preload.join()
 
     problems = [
         {"path": s.path, "problem": i.problem, "detail": i.detail, "split": s.split or NONE, "label": s.label}
