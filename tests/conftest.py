@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -150,3 +151,27 @@ def genimage_tree(tmp_path_factory) -> Path:
                         cv2.imwrite(str(d / f"n0144076{k % 10}_{k + i}.JPEG"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
             k += n
     return root
+
+
+@contextlib.contextmanager
+def headless_chromium(width: int, height: int = 2000):
+    """A Selenium driver of headless Chromium at ``width`` x ``height``; the test is skipped where
+    Chromium is not installed (Debian: apt install chromium chromium-driver)."""
+    import shutil
+
+    binary = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    if binary is None or shutil.which("chromedriver") is None:
+        pytest.skip("no Chromium on this machine (Debian: apt install chromium chromium-driver)")
+    pytest.importorskip("selenium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", f"--window-size={width},{height}"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
+    try:
+        yield driver
+    finally:
+        driver.quit()

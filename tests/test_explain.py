@@ -18,7 +18,7 @@ from aigbench.datasets.layouts import load_samples
 from aigbench.explain import cam
 from aigbench.explain.run import full_image_map, view_boxes
 
-from conftest import bench, need_cifake, script
+from conftest import bench, headless_chromium, need_cifake, script
 
 pytest.importorskip("pytorch_grad_cam")
 
@@ -296,3 +296,12 @@ def test_report_shows_where_it_looks_and_the_spectra(patch_run, tmp_path):
     assert (out / "analysis" / "run" / "spectrum" / "patchset" / "spectrum.json").is_file()
     md = (out / "report.md").read_text()
     assert "### Where it looks" in md and "img/run_patchset_sample_" in md
+    with headless_chromium(1400) as driver:  # the sections render: their maps and spectra load
+        driver.get((out / "report.html").as_uri())
+        shown = driver.execute_script(
+            "const h = Array.from(document.querySelectorAll('h3')).map(x => x.textContent);"
+            "const imgs = Array.from(document.images).filter(i => /sample per class|mistakes|patchset: /.test(i.alt));"
+            "return [h, imgs.map(i => [i.complete, i.naturalWidth])];"
+        )
+    assert "Where it looks" in shown[0] and "Artefact spectra of the test data" in shown[0]
+    assert shown[1] and all(done and width > 0 for done, width in shown[1]), shown[1]

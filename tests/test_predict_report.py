@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import bench, cifake_subset, run, script
+from conftest import bench, cifake_subset, headless_chromium, run, script
 
 
 @pytest.fixture(scope="module")
@@ -144,13 +144,6 @@ def test_test_metrics_hold_threshold_free_calibrated_and_bootstrap_figures(train
     assert {r["perturbation"] for r in rob} == {"jpeg", "social"}
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
 def test_report_renders_every_plot_and_opens_in_a_headless_browser(trained, tmp_path):
     out = tmp_path / "report"
     bench("report", str(trained / "run"), str(trained / "run"), "--out", str(out), cwd=trained)
@@ -176,20 +169,8 @@ def test_report_renders_every_plot_and_opens_in_a_headless_browser(trained, tmp_
     m = json.loads((trained / "run" / "test" / "checkpoint-best" / "cifake" / "metrics.json").read_text())
     ci = m["ci"]["auroc"]
     assert f"[{ci['low']:.4f}, {ci['high']:.4f}]" in html and f"[{ci['low']:.4f}, {ci['high']:.4f}]" in md
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no Chromium on this machine (Debian: apt install chromium chromium-driver)")
-    pytest.importorskip("selenium")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     for width in (1400, 1920):  # a laptop and a desktop: the page never scrolls sideways, each table fits its box
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = chromium
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", f"--window-size={width},2000"):
-            opts.add_argument(arg)
-        driver = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
-        try:
+        with headless_chromium(width) as driver:
             driver.get((out / "report.html").as_uri())
             states = driver.execute_script(
                 "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt]);"
@@ -211,8 +192,6 @@ def test_report_renders_every_plot_and_opens_in_a_headless_browser(trained, tmp_
                 assert cls == "scroll" and left >= 0 and right <= page[1] + 0.5, (width, cls, left, right)
                 assert scroll_w <= client_w or overflow == "auto", (width, scroll_w, client_w, overflow)
             driver.save_screenshot(str(out / f"screenshot_{width}.png"))
-        finally:
-            driver.quit()
         shot = cv2.imread(str(out / f"screenshot_{width}.png"))
         assert shot is not None and shot.shape[1] >= width - 20
 
