@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from aigbench.datasets.dataset import ImageDataset, build_loader
-from aigbench.datasets.layouts import DatasetError, detect_layout, load_samples, parse_label_map
+from aigbench.datasets.layouts import DatasetError, Sample, detect_layout, load_samples, parse_label_map
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.engine.dist import DistContext
 from aigbench.evaluation.evaluate import evaluate_datasets
@@ -564,3 +564,25 @@ def test_images_outside_every_split_are_named_when_a_split_is_taken(tmp_path, ai
     fill(tmp_path / "extra" / "1_fake", cifake_files("train", "FAKE", 3, 5))
     assert len(load_samples(tmp_path, "train")) == 4
     assert any("3 image(s) belong to no train/val/test split" in r.getMessage() for r in aigbench_log.records)
+
+
+def test_table_rows_read_from_many_threads_give_each_rows_bytes(tmp_path):
+    """Content-grouped splits and the data check read rows from thread pools; the row readers
+    and their row-group caches are shared, so reads are serialised (a race crashed train.py with
+    --val_split on parquet data when the machine was busy)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aigbench.datasets.sources import read_row_bytes
+    from aigbench.datasets.splits import content_groups
+
+    f = tmp_path / "cf" / "data.parquet"
+    community_forensics_parquet(f, n=40, row_group_size=3)
+    paths = [f"{f}#{i}" for i in range(80)] * 4
+    serial = [read_row_bytes(p) for p in paths[:80]]
+    with ThreadPoolExecutor(8) as pool:
+        threaded = list(pool.map(read_row_bytes, paths))
+    assert all(a is not None for a in serial)
+    assert threaded == serial * 4
+    samples = [Sample(p, 0, "") for p in paths[:80]]
+    groups = content_groups(samples, workers=8)
+    assert len(set(groups)) <= 80 and len(groups) == 80

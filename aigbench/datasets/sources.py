@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Optional
@@ -307,15 +308,23 @@ def read_row_bytes(path: str) -> Optional[bytes]:
         return None
     file, row = m.group("file"), int(m.group("row"))
     try:
-        if file.lower().endswith(".arrow"):
-            table = _arrow_table(file)
-            column = find_column(table.column_names, IMAGE_COLUMNS)
-            return _image_value(table.column(column)[row].as_py())
-        if file.lower().endswith(".tar"):
-            return _tar_row(file, row)
-        return _parquet_row(file, row)
+        with _ROW_LOCK:  # the readers and row-group caches are shared and not thread-safe
+            return _read_row(file, row)
     except (OSError, IndexError, ValueError, KeyError):
         return None
+
+
+_ROW_LOCK = threading.RLock()
+
+
+def _read_row(file: str, row: int) -> Optional[bytes]:
+    if file.lower().endswith(".arrow"):
+        table = _arrow_table(file)
+        column = find_column(table.column_names, IMAGE_COLUMNS)
+        return _image_value(table.column(column)[row].as_py())
+    if file.lower().endswith(".tar"):
+        return _tar_row(file, row)
+    return _parquet_row(file, row)
 
 
 def is_row_path(path: str) -> bool:

@@ -123,6 +123,8 @@ def content_groups(samples: Sequence[Sample], near: bool = True, workers: Option
             return None
 
     workers = workers or min(8, (os.cpu_count() or 1) + 1)
+    if rows:
+        workers = 1  # table rows: read in order, one row group at a time (their readers are not thread-safe)
     with ThreadPoolExecutor(workers) as pool:
         by_digest: dict[str, list[int]] = defaultdict(list)
         for i, d in zip(todo + rows, pool.map(digest, todo + rows)):
