@@ -69,6 +69,14 @@ def write_json(path: Union[str, os.PathLike], obj: Any) -> None:
         f.write(json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 
+def file_stem(text: str, default: str = "file", limit: Optional[int] = 60) -> str:
+    """``text`` as a file name: runs of characters other than letters, digits and ``_ . -``
+    become ``_``, at most ``limit`` characters (None: any length); ``default`` when nothing is left."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:limit] or default
+
+
 def read_jsonl(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
     """The records of a JSON-lines file (``log.jsonl``), ``[]`` when it does not exist. A line that
     does not parse (cut by a kill, or being written by another process right now) is left out:

@@ -121,6 +121,18 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def _header(info: FileInfo, im: Any, fmt: str) -> FileInfo:
+    """``info`` with what an opened image's header says: format, size, colour mode and, for a
+    JPEG, its estimated quality (unknown, -1, for a non-standard table layout)."""
+    info = info._replace(format=fmt, width=im.size[0], height=im.size[1], mode=im.mode)
+    if fmt in ("JPEG", "MPO") and getattr(im, "quantization", None):
+        try:
+            info = info._replace(quality=estimate_jpeg_quality(im.quantization))
+        except ValueError:
+            pass
+    return info
+
+
 def inspect_bytes(data: bytes, hashed: bool = True) -> FileInfo:
     """Hash (unless not ``hashed``: ``digest`` ""), header and integrity of one encoded file;
     decodes pixels only when needed (see the module docstring)."""
@@ -144,12 +156,7 @@ def inspect_bytes(data: bytes, hashed: bool = True) -> FileInfo:
         return info._replace(format=sniffed, problem=problem, detail=detail)
     with im:
         fmt = im.format or sniffed or "unknown"
-        info = info._replace(format=fmt, width=im.size[0], height=im.size[1], mode=im.mode)
-        if fmt in ("JPEG", "MPO") and getattr(im, "quantization", None):
-            try:
-                info = info._replace(quality=estimate_jpeg_quality(im.quantization))
-            except ValueError:
-                pass  # a non-standard table layout: the quality stays unknown (-1)
+        info = _header(info, im, fmt)
         complete = ends_complete(fmt, data)
         try:
             if complete and fmt == "PNG":
@@ -205,13 +212,7 @@ def _jpeg_header(f: Any) -> Optional[FileInfo]:
     f.seek(0)
     try:
         with Image.open(f) as im:
-            info = FileInfo(size, "", im.format or "JPEG", width=im.size[0], height=im.size[1], mode=im.mode)
-            if getattr(im, "quantization", None):
-                try:
-                    info = info._replace(quality=estimate_jpeg_quality(im.quantization))
-                except ValueError:
-                    pass
-            return info
+            return _header(FileInfo(size, ""), im, im.format or "JPEG")
     except _PIL_ERRORS:
         return None
 

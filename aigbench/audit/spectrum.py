@@ -33,6 +33,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from aigbench.datasets.layouts import DatasetError, Sample
+from aigbench.fileio import file_stem
 
 DEFAULT_SIZE = 256
 MAX_PER_GROUP = 500  # a seeded sample of each group beyond this
@@ -251,7 +252,7 @@ def spectrum_report(
                 }
                 for r, c, p in find_peaks(strength)
             ]
-            entry["png"] = f"spectra/{_safe(entry['group'])}.png"
+            entry["png"] = f"spectra/{file_stem(entry['group'], 'group', None)}.png"
         report_groups.append(entry)
     figures = draw(out_dir, groups, spectra_db, f)
     report = {
@@ -269,12 +270,6 @@ def spectrum_report(
     }
     write_json(out_dir / "spectrum.json", report)
     return report
-
-
-def _safe(text: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "group"
 
 
 def draw(
@@ -299,7 +294,7 @@ def draw(
         ax.set_ylabel("fy (cycles/px)", fontsize=8)
         fig.colorbar(im, ax=ax, label="dB")
         fig.tight_layout()
-        fig.savefig(out_dir / "spectra" / f"{_safe(_group_name(*key))}.png")
+        fig.savefig(out_dir / "spectra" / f"{file_stem(_group_name(*key), 'group', None)}.png")
         plt.close(fig)
     others = [k for k in spectra_db if k[0] != 0]
     figures = {"spectra": "spectra/"}

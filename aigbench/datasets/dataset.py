@@ -62,10 +62,16 @@ class ImageDataset(Dataset):
         if self.cache is not None:
             return self.cache[index]
         path = self.samples.path(index)
-        floor = self.transform.decode_floor() if self.fast_decode else None
+        floor = self.reduced_decode_floor
         if floor and not is_row_path(path):
             return decode_image_reduced(path, floor)[0]
         return load_image(path)
+
+    @property
+    def reduced_decode_floor(self) -> Optional[int]:
+        """``--fast_decode`` in effect: the fewest pixels a reduced JPEG decode keeps on each side
+        (:meth:`ImageTransform.decode_floor`); None when every file is decoded fully."""
+        return self.transform.decode_floor() if self.fast_decode else None
 
     @classmethod
     def from_path(

@@ -438,18 +438,22 @@ def _score_batch(
             "generator": [g for g in batch["generator"] for _ in range(n_crops)],
             "index": batch["index"].repeat_interleave(n_crops),
         }
-    micro = ctx.micro_batch if ctx.device.type == "cpu" else 0
-    parts = []
-    for start in range(0, len(batch["path"]), micro) if micro and len(batch["path"]) > micro else [0]:
-        part = _slice(batch, start, start + micro) if micro and len(batch["path"]) > micro else batch
+    micro = ctx.micro_batch if ctx.device.type == "cpu" and len(batch["path"]) > ctx.micro_batch else 0
+    need = 32 * max(1, n_crops)  # the inputs that the first-batch grid shows
+    scores, images, first = [], [], None
+    for start in range(0, len(batch["path"]), micro or len(batch["path"])):
+        part = _slice(batch, start, start + micro) if micro else batch
         out, label, image = _forward(model, part, ctx.device, AmpPolicy(ctx.device.type, None), channels_last)
-        if validate and not parts:
-            validate_output(out, label.shape[0], _model_name(model))
-        parts.append((out["pred_label"].detach().float().cpu().reshape(-1), image, out))
-    score = torch.cat([p[0] for p in parts])
-    kept = parts[: max(1, -(-32 * max(1, n_crops) // max(micro, 1)))]  # inputs enough for the first-batch grid
-    image = torch.cat([p[1] for p in kept]) if len(kept) > 1 else kept[0][1]
-    out = parts[0][2]  # the first micro-batch's visual_image: what TensorBoard shows
+        if first is None:
+            if validate:
+                validate_output(out, label.shape[0], _model_name(model))
+            first = out  # the first micro-batch's visual_image: what TensorBoard shows
+        scores.append(out["pred_label"].detach().float().cpu().reshape(-1))
+        if sum(i.shape[0] for i in images) < need:
+            images.append(image)
+    score = torch.cat(scores)
+    image = torch.cat(images) if len(images) > 1 else images[0]
+    out = first
     if n_crops:
         score, image = score.view(-1, n_crops).mean(1), image[::n_crops]
     return score, image, out

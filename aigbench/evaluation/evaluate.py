@@ -263,9 +263,7 @@ def provenance(
         "data": getattr(loader.dataset, "provenance", None),
         "preprocess": {
             **preprocess_record(loader.dataset.transform),
-            "fast_decode": bool(
-                getattr(loader.dataset, "fast_decode", False) and loader.dataset.transform.decode_floor()
-            ),
+            "fast_decode": bool(getattr(loader.dataset, "reduced_decode_floor", None)),
         },
         "checkpoint": ckpt,
         "threshold": {

@@ -3,21 +3,14 @@ run's test sets into the report's own folder (:func:`aigbench.reports.report.ana
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
-from pathlib import Path
 from typing import Sequence, Union
 
 from aigbench.datasets.layouts import Sample
 from aigbench.reports.report import analysis_dir, load_runs
 
 log = logging.getLogger("aigbench")
-
-
-def _predictions(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def analyse_runs(
@@ -37,14 +30,13 @@ def analyse_runs(
 
     for run in load_runs(run_dirs):
         for name, ds in run.datasets.items():
-            pred = run.path / "test" / run.checkpoint / name / "predictions.csv"
-            if not pred.is_file():
+            if ds.labels is None or ds.scores is None:  # no predictions.csv
                 continue
-            rows = _predictions(pred)
+            every = (ds.labels, ds.scores, ds.paths, ds.generators)
             where = analysis_dir(out, run.name)
             if n_explain and run.config:
                 threshold = float(ds.metrics.get("metrics", {}).get("threshold", 0.5))
-                for key, samples in report_selections(rows, threshold, n_explain, seed).items():
+                for key, samples in report_selections(*every, threshold, n_explain, seed).items():
                     if samples:
                         log.info("%s, %s: explaining %d image(s) (%s)", run.name, name, len(samples), key)
                         explain_samples(
@@ -56,5 +48,5 @@ def analyse_runs(
                             device=device,
                         )
             if spectrum:
-                samples = [Sample(r["path"], int(float(r["label"])), r.get("generator", "")) for r in rows]
+                samples = [Sample(p, int(y), g) for p, y, g in zip(ds.paths, ds.labels, ds.generators)]
                 spectrum_report(samples, where / "spectrum" / name, source=f"{run.name}: {name}", layout="test set")

@@ -26,7 +26,6 @@ import copy
 import csv
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
@@ -38,7 +37,7 @@ from aigbench.datasets.layouts import DatasetError, Sample, load_samples
 from aigbench.datasets.transforms import ImageTransform
 from aigbench.errors import ConfigError
 from aigbench.explain import cam
-from aigbench.fileio import atomic_open, write_json
+from aigbench.fileio import atomic_open, file_stem, write_json
 from aigbench.imageops import decode_image
 
 log = logging.getLogger("aigbench")
@@ -214,10 +213,6 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
         raise ConfigError(f"cannot write {path}; pick a writable --out")
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60] or "image"
-
-
 # ---- the command ------------------------------------------------------------------------------------
 
 
@@ -299,7 +294,7 @@ def explain_samples(
         full = full_image_map(maps, view_boxes(transform, *image.shape[:2]), *image.shape[:2])
         view_overlay = overlay(views[-1] if transform.crops else views[0], maps[-1] if transform.crops else maps[0])
         caption = f"score {score:.3f}  {CLASS_WORDS.get(s.label, '')} {s.generator}  {method} @ {target.name}"
-        name = f"maps/{k:05d}_{_safe(Path(s.path).stem)}.png"
+        name = f"maps/{k:05d}_{file_stem(Path(s.path).stem, 'image')}.png"
         write_png(out_dir / name, _panel(view_overlay, overlay(_fit(image, DISPLAY_SIDE), full), caption))
         row["overlay"] = name
         views_by_group.setdefault((s.label, s.generator), []).append(view_overlay)
@@ -334,7 +329,7 @@ def write_grids(out_dir: Path, groups: dict[tuple[int, str], list[np.ndarray]], 
         for (label, generator), views in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
             grid = tile(views[:GRID_IMAGES])
             tag = CLASS_WORDS.get(label, str(label)) + (f"_{generator}" if generator else "")
-            name = f"grids/{_safe(tag)}.png"
+            name = f"grids/{file_stem(tag, 'image')}.png"
             write_png(out_dir / name, grid)
             writer.add_image(f"explain/{method}/{tag}", grid, dataformats="HWC")
             names.append(name)
@@ -393,25 +388,26 @@ def summarise(
 
 
 def report_selections(
-    predictions: Sequence[dict[str, str]], threshold: float, n: int, seed: int
+    labels: Sequence[float],
+    scores: Sequence[float],
+    paths: Sequence[str],
+    generators: Sequence[str],
+    threshold: float,
+    n: int,
+    seed: int,
 ) -> dict[str, list[Sample]]:
-    """What ``bench report --explain N`` explains of one test set (the rows of its
-    ``predictions.csv``): the ``n`` most confident mistakes at ``threshold`` (each file once),
+    """What ``bench report --explain N`` explains of one test set (its ``predictions.csv``, as
+    the report reads it): the ``n`` most confident mistakes at ``threshold`` (each file once),
     and a seeded random sample of ``n`` images per class."""
-    from aigbench.metrics.binary import is_fake
+    from aigbench.metrics.binary import mistakes_by_confidence
 
-    rows = [r for r in predictions if r.get("score") not in (None, "")]
-    scores = np.asarray([float(r["score"]) for r in rows])
-    labels = np.asarray([int(float(r["label"])) for r in rows])
-    wrong = np.flatnonzero(is_fake(scores, threshold) != (labels == 1))
-    order = wrong[np.argsort(-np.abs(scores[wrong] - threshold), kind="stable")]
+    every = [Sample(p, int(y), g) for p, y, g in zip(paths, labels, generators)]
     mistakes: list[Sample] = []
     seen: set[str] = set()
-    for i in order:
-        if rows[i]["path"] not in seen:
-            seen.add(rows[i]["path"])
-            mistakes.append(Sample(rows[i]["path"], int(labels[i]), rows[i].get("generator", "")))
+    for i in mistakes_by_confidence(labels, scores, threshold):
+        if every[i].path not in seen:
+            seen.add(every[i].path)
+            mistakes.append(every[i])
         if len(mistakes) == n:
             break
-    every = [Sample(r["path"], int(lab), r.get("generator", "")) for r, lab in zip(rows, labels)]
     return {"mistakes": mistakes, "sample": sample_per_class(every, n, seed)}

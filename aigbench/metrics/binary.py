@@ -28,6 +28,14 @@ def is_fake(scores: Any, threshold: float = 0.5) -> Any:
     return scores > threshold
 
 
+def mistakes_by_confidence(labels: Any, scores: Any, threshold: float = 0.5) -> np.ndarray:
+    """Indices of the wrong predictions at ``threshold`` (:func:`is_fake`), furthest from the
+    threshold first (ties in input order)."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    wrong = np.flatnonzero(is_fake(scores, threshold) != (labels == 1))
+    return wrong[np.argsort(-np.abs(scores[wrong] - threshold), kind="stable")]
+
+
 METRIC_NAMES = ("accuracy", "real_acc", "fake_acc", "balanced_acc", "auroc", "ap", "f1")
 
 

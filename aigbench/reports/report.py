@@ -24,7 +24,7 @@ import numpy as np
 
 from aigbench.errors import ConfigError
 from aigbench.fileio import file_sha256, read_matrix, read_suite_results, stale_result
-from aigbench.metrics.binary import is_fake
+from aigbench.metrics.binary import mistakes_by_confidence
 from aigbench.reports import plots
 
 log = logging.getLogger("aigbench")
@@ -41,6 +41,7 @@ class Dataset:
     labels: Optional[np.ndarray] = None
     scores: Optional[np.ndarray] = None
     paths: list[str] = field(default_factory=list)
+    generators: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -100,6 +101,7 @@ def load_run(path: Union[str, os.PathLike]) -> Run:
                 ds.labels = np.array([float(r["label"]) for r in rows])
                 ds.scores = np.array([float(r["score"]) for r in rows])
                 ds.paths = [r["path"] for r in rows]
+                ds.generators = [r.get("generator", "") for r in rows]
             run.datasets[d.name] = ds
     rob = _pick(root / "robustness")
     if rob is not None and (rob / "robustness.csv").is_file():
@@ -303,8 +305,7 @@ def confident_mistakes(ds: Dataset, n: int = N_MISTAKES) -> list[dict[str, Any]]
     if ds.labels is None or ds.scores is None:
         return []
     t = float(ds.metrics["metrics"].get("threshold", 0.5))
-    wrong = np.flatnonzero(is_fake(ds.scores, t) != (ds.labels == 1))
-    order = wrong[np.argsort(-np.abs(ds.scores[wrong] - t), kind="stable")]
+    order = mistakes_by_confidence(ds.labels, ds.scores, t)
     copies = _copies_of([ds.paths[i] for i in order])
     items: list[dict[str, Any]] = []
     shown: set[str] = set()
