@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import warm_python
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CIFAKE = REPO.parent / "shared" / "data" / "cifake-mini"
@@ -65,13 +68,39 @@ def subsets(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def bench(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def bench(*args: str, cwd: Path, check: bool = True, cold: bool = False) -> subprocess.CompletedProcess:
     """Run the installed ``bench`` entry point."""
-    return run([sys.executable, "-c", "from aigbench.cli.main import main; main()", *args], cwd=cwd, check=check)
+    code = "from aigbench.cli.main import main; main()"
+    return run([sys.executable, "-c", code, *args], cwd=cwd, check=check, cold=cold)
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+_ZYGOTE: list = []  # this worker's warm interpreter (tests/warm_python.py), started on first use
+
+
+def _warm_python() -> str | None:
+    """The ``python`` that runs scripts in this worker's warm interpreter, or None (cold runs only)."""
+    if not warm_python.usable():
+        return None
+    if not _ZYGOTE:
+        import atexit
+
+        _ZYGOTE.append(warm_python.Zygote())
+        atexit.register(_ZYGOTE[0].close)
+    return _ZYGOTE[0].python
+
+
+def run(
+    cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None, cold: bool = False
+) -> subprocess.CompletedProcess:
+    """Run ``cmd`` as a process and wait for it. ``python`` (``sys.executable``, also as ``$PYTHON``
+    of the rendered shell scripts) runs in the worker's warm interpreter unless ``cold``: a fresh
+    process forked from one that has imported torch & co. (see ``tests/warm_python.py``)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    warm = None if cold else _warm_python()
+    if warm:
+        cmd = [warm if c == sys.executable else c for c in cmd[:1]] + list(cmd[1:])
+        full_env = {k: warm if v == sys.executable else v for k, v in full_env.items()}
+        full_env.setdefault("PYTHON", warm)
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, stdin=subprocess.DEVNULL)
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -87,8 +116,15 @@ def project(tmp_path) -> Path:
     return tmp_path
 
 
-def script(project: Path, name: str, *args: str, check: bool = True, env: dict | None = None):
-    return run([sys.executable, name, *args], cwd=project, check=check, env=env)
+def script(project: Path, name: str, *args: str, check: bool = True, env: dict | None = None, cold: bool = False):
+    return run([sys.executable, name, *args], cwd=project, check=check, env=env, cold=cold)
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` of a process that a test stops with SIGINT (Ctrl-C): a suite started in the
+    background by a shell without job control inherits SIGINT ignored (POSIX), and so would the
+    process, unlike one a user starts from a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def torchrun(project: Path, *args: str, nproc: int = 2) -> subprocess.CompletedProcess:

@@ -46,6 +46,7 @@ def test_train_test_robust_on_cifake(project, subsets):
         "--val_split",
         "0.2",
         *common,
+        cold=True,  # the main scripts once in a fresh interpreter, as a user starts them
     )
 
     # checkpoints: atomic files, weights_only-loadable, plain config
@@ -102,7 +103,7 @@ def test_train_test_robust_on_cifake(project, subsets):
     assert {"test/cifake_sub/inputs_label_score", "test/cifake_sub/visual_image/stem_energy"} <= images
 
     # test.py: the best checkpoint by default, with the threshold calibrated on validation
-    script(project, "test.py", "--test_data_json", str(subsets["test_map"]), "--output_dir", str(out))
+    script(project, "test.py", "--test_data_json", str(subsets["test_map"]), "--output_dir", str(out), cold=True)
     best_dir = out / "test" / "checkpoint-best" / "cifake_sub"
     tested = json.loads((best_dir / "metrics.json").read_text())
     assert tested["at_val_threshold"]["threshold"] == pytest.approx(best["threshold"], rel=1e-5)
@@ -110,7 +111,9 @@ def test_train_test_robust_on_cifake(project, subsets):
     t = tested["at_val_threshold"]["threshold"]
     assert tested["at_val_threshold"]["accuracy"] == clean_float(accuracy_score(yb, sb > t))
     # --checkpoint all: every epoch, and the summary warns that choosing among them is selection on test
-    proc = script(project, "test.py", "--test_data_json", str(subsets["test_map"]), "--checkpoint", "all", *common)
+    proc = script(
+        project, "test.py", "--test_data_json", str(subsets["test_map"]), "--checkpoint", "all", *common, cold=True
+    )
     assert "selection on the test set" in proc.stderr
     for ckpt in ("checkpoint-0", "checkpoint-1", "checkpoint-2", "checkpoint-best"):
         assert (out / "test" / ckpt / "cifake_sub" / "metrics.json").exists()
@@ -118,7 +121,7 @@ def test_train_test_robust_on_cifake(project, subsets):
     assert again["auroc"] == pytest.approx(metrics["auroc"], abs=1e-6)
 
     # test_robust.py: one checkpoint, the whole grid, one CSV
-    proc = script(project, "test_robust.py", "--test_data_json", str(subsets["test_map"]), *common)
+    proc = script(project, "test_robust.py", "--test_data_json", str(subsets["test_map"]), *common, cold=True)
     assert "blur/sigma" in proc.stdout + proc.stderr
     with open(out / "robustness" / "checkpoint-best" / "robustness.csv") as f:
         table = list(csv.DictReader(f))

@@ -1,10 +1,12 @@
 """Numbers a reviewer accepts, at the level of real runs of the generated scripts."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ from aigbench.engine.amp import AmpPolicy, amp_policy
 from aigbench.engine.dist import DistContext
 from aigbench.engine.loop import train_one_epoch
 
-from conftest import data_flags, script, torchrun
+from conftest import data_flags, script, sigint_default, torchrun
 
 pytestmark = pytest.mark.slow
 
@@ -122,12 +124,28 @@ def test_the_trained_epoch_is_saved_before_evaluation(project, subsets):
 
 def test_ctrl_c_keeps_checkpoints_and_prints_the_resume_command(project, subsets):
     cmd = [sys.executable, "train.py", *data_flags(subsets), "--epochs", "200", "--output_dir", "intr"]
-    proc = subprocess.Popen(cmd, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}  # a run that hangs shows where (SIGABRT below)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=sigint_default,
+    )
     deadline = time.time() + 120
     while not (project / "intr" / "checkpoint-0.pth").exists() and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        status = [x for x in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if x.startswith("Sig")]
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate()
+        err = "\n".join(x for x in err.splitlines() if not x.startswith("Extension modules"))
+        pytest.fail(f"train.py did not stop within 120 s of Ctrl-C ({status}); its threads:\n{err[-8000:]}")
     assert proc.returncode == 130
     assert "--resume auto" in err and "--output_dir intr" in err
     assert (project / "intr" / "checkpoint-0.pth").exists() and not list((project / "intr").glob(".*tmp"))
