@@ -68,9 +68,15 @@ def subsets(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
+BENCH_SCRIPT = Path(sys.executable).with_name("bench")  # the console script `pip install -e .` wrote
+
+
 def bench(*args: str, cwd: Path, check: bool = True, cold: bool = False) -> subprocess.CompletedProcess:
-    """Run the installed ``bench`` entry point."""
-    code = "from aigbench.cli.main import main; main()"
+    """Run the installed ``bench`` console script, as ``python <venv>/bin/bench`` so that it can run
+    warm (and so that, like ``bench``, it does not put the working folder on ``sys.path``)."""
+    if BENCH_SCRIPT.is_file():
+        return run([sys.executable, str(BENCH_SCRIPT), *args], cwd=cwd, check=check, cold=cold)
+    code = "from aigbench.cli.main import main; main()"  # not installed as a package: the same entry point
     return run([sys.executable, "-c", code, *args], cwd=cwd, check=check, cold=cold)
 
 
@@ -83,10 +89,15 @@ def _warm_python() -> str | None:
         return None
     if not _ZYGOTE:
         import atexit
+        import warnings
 
-        _ZYGOTE.append(warm_python.Zygote())
-        atexit.register(_ZYGOTE[0].close)
-    return _ZYGOTE[0].python
+        try:
+            _ZYGOTE.append(warm_python.Zygote())
+            atexit.register(_ZYGOTE[0].close)
+        except RuntimeError as e:
+            warnings.warn(f"{e}: the scripts start in fresh interpreters (slower)", stacklevel=2)
+            _ZYGOTE.append(None)
+    return _ZYGOTE[0] and _ZYGOTE[0].python
 
 
 def run(

@@ -6,24 +6,32 @@ scikit-learn and albumentations before it reads one image. The suite runs a few 
 
 This module keeps one process per test worker (the *zygote*) that has imported those libraries once
 and forks a fresh child for every script: the child gets the caller's argv, working folder,
-environment and stdin/stdout/stderr (passed over a Unix socket), runs the script as ``__main__`` and
-exits with its status, so the caller sees an ordinary process. ``python`` in the rendered shell
-scripts and the library's own launches (``sys.executable`` in protocols and sweeps) reach the zygote
-through a small client, written as an executable called ``python``.
+environment, umask, ignored signals and stdin/stdout/stderr (passed over a Unix socket), sets up its
+streams as CPython does, runs the script as ``__main__`` and ends through the interpreter's own
+shutdown (threads joined, atexit, flush, exit status or death by SIGINT), so the caller sees an
+ordinary process. ``python`` in the rendered shell scripts and the library's own launches
+(``sys.executable`` in protocols and sweeps) reach the zygote through a small client, written as an
+executable called ``python``; Ctrl-C and kill sent to the client reach the script, and a client
+killed takes its script with it.
 
 What a fresh interpreter would do differently, and how it is kept apart:
-- settings read when a library loads (thread counts, CUDA devices, ``PYTHONPATH``, hash seed): a
-  call whose environment differs from the zygote's in any of :data:`COLD_KEYS` runs in a fresh
-  interpreter (``os.execv`` of the real one), as does any interpreter flag other than ``-c``/``-m``;
+- settings read when a library loads (thread counts, locale, CUDA, ``PYTHON*``, ``TMPDIR``, home and
+  cache folders): a call whose environment differs from the zygote's in a key of
+  :data:`COLD_PREFIXES` runs in a fresh interpreter (``os.execv`` of the real one), as do interpreter
+  flags other than ``-c``/``-m`` and a caller in another session;
+- descriptors other than stdin/stdout/stderr are not passed on (``pass_fds``: torch.compile's
+  worker pool; no test uses it);
+- the hash seed is the zygote's (torch's and numpy's global generators are reseeded per child);
 - a module the script forgot to import but a library had imported: tests that run the main scripts
-  and ``bench`` with ``cold=True`` start them the ordinary way, and so does every test that starts
-  its own process (``subprocess.Popen``), the interrupt tests among them;
-- ``AIGBENCH_TEST_COLD=1`` runs the whole suite without the zygote.
-Linux only (``fork`` and ``SCM_RIGHTS``); elsewhere everything runs cold.
+  with ``cold=True`` start them the ordinary way, and so does every test that starts its own
+  process (``subprocess.Popen``), the interrupt tests among them;
+- ``AIGBENCH_TEST_COLD=1`` runs the whole suite without the zygote. Linux with pidfds only; where
+  the zygote or its client cannot start, the tests say so once and run cold.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import socket
@@ -33,24 +41,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-# Settings a library reads once when it loads: a call that changes one of them gets a fresh interpreter.
-COLD_KEYS = (
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "OMP_WAIT_POLICY",
-    "GOMP_SPINCOUNT",
-    "KMP_AFFINITY",
-    "CUDA_VISIBLE_DEVICES",
-    "PYTHONPATH",
-    "PYTHONHASHSEED",
-    "PYTHONHOME",
-    "PYTHONSAFEPATH",
-    "LD_PRELOAD",
-    "LD_LIBRARY_PATH",
-    "TORCH_HOME",
-    "HF_HOME",
-)
+# Environment read once when a library or the interpreter loads: a call that changes one gets a
+# fresh interpreter.
+COLD_PREFIXES = (
+    "OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "CUDA_", "NCCL_", "LD_", "PYTHON", "TORCH", "PYTORCH_",
+    "HF_", "OPENCV_", "LANG", "LC_", "TMPDIR", "HOME", "XDG_",
+)  # fmt: skip
+WARM_KEYS = ("PYTHONUNBUFFERED", "PYTHON")  # the streams follow the first; the shell scripts read the second
 # What every training or test run imports (``aigbench`` first: it sets OMP_WAIT_POLICY before torch loads).
 PRELOAD = (
     "aigbench",
@@ -69,14 +66,20 @@ PRELOAD = (
     "pyarrow.parquet",
 )
 _HEADER = struct.Struct("!I")
+_FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 
 CLIENT = r"""
 # Runs "python ARGS" in the tests' warm interpreter (tests/warm_python.py), or in a fresh one when it can't.
 import json, os, signal, socket, struct, sys
-REAL, SOCK, KEYS, ENV0 = {real!r}, {sock!r}, {keys!r}, {env0!r}
+REAL, SOCK, PREFIXES, WARM, SID = {real!r}, {sock!r}, {prefixes!r}, {warm!r}, {sid!r}
+ENV0, PRELOADED = {env0!r}, {preloaded!r}  # the zygote's environment before and after its imports
 args = sys.argv[1:]
+def cold_env(env):
+    return {{k: v for k, v in env.items() if k.startswith(PREFIXES) and k not in WARM}}
 ok = bool(args) and (args[0] in ("-c", "-m") and len(args) > 1 or not args[0].startswith("-"))
-ok = ok and all(os.environ.get(k) == ENV0.get(k) for k in KEYS)
+env = cold_env(os.environ)  # what the caller's own imports set (cv2: LD_LIBRARY_PATH) is no change
+ok = ok and all(env.get(k) in (ENV0.get(k), PRELOADED.get(k, ENV0.get(k))) for k in {{*env, *ENV0, *PRELOADED}})
+ok = ok and os.getsid(0) == SID
 conn = None
 if ok:
     try:
@@ -84,21 +87,24 @@ if ok:
         conn.connect(SOCK)
     except OSError:
         conn = None
+if os.environ.get("AIGBENCH_TEST_WARM_LOG"):  # which calls ran where, and why
+    why = {{k: (env.get(k), ENV0.get(k), PRELOADED.get(k)) for k in {{*env, *ENV0, *PRELOADED}}
+           if env.get(k) not in (ENV0.get(k), PRELOADED.get(k, ENV0.get(k)))}}
+    with open(os.environ["AIGBENCH_TEST_WARM_LOG"], "a") as log:
+        print("warm" if conn else "cold", args[:2], why, os.getsid(0) == SID, file=log)
 if conn is None:
     os.execv(REAL, [REAL, *args])
 pid, pending = None, []
-ignored = [int(s) for s in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM)
-           if signal.getsignal(s) == signal.SIG_IGN]  # inherited, as a fresh interpreter would inherit them
+sigs = [getattr(signal, n) for n in {forwarded!r}]
+ignored = [int(s) for s in sigs if signal.getsignal(s) == signal.SIG_IGN]  # as a fresh interpreter inherits them
 def forward(sig, frame):  # Ctrl-C and kill reach the script, also before its pid is known
     if pid is None:
         pending.append(sig)
         return
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-    signal.signal(s, forward)
+    conn.sendall(b"%d\n" % sig)  # the handler signals through its pidfd: never a reused pid
+for s in sigs:
+    if s not in ignored:
+        signal.signal(s, forward)
 body = json.dumps({{"args": args, "cwd": os.getcwd(), "env": dict(os.environ), "pgid": os.getpgrp(),
                    "umask": os.umask(0o22), "ignored": ignored}}).encode()
 socket.send_fds(conn, [struct.pack("!I", len(body)) + body], [0, 1, 2])
@@ -117,30 +123,59 @@ sys.exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
 """
 
 
+def cold_env(env: dict) -> dict:
+    return {k: v for k, v in env.items() if k.startswith(COLD_PREFIXES) and k not in WARM_KEYS}
+
+
 class Zygote:
-    """One warm interpreter and the ``python`` client that reaches it."""
+    """One warm interpreter and the ``python`` client that reaches it; raises RuntimeError when
+    either cannot start here (the caller then runs scripts cold)."""
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="aigw"))
-        self.sock = str(self.dir / "s")
+        self.name = f"aigbench-warm-{os.getpid()}-{os.urandom(6).hex()}"
+        self.sock = "\0" + self.name  # an abstract socket: no file, no path length limit
         self.python = str(self.dir / "python")
-        self.env0 = {k: os.environ[k] for k in COLD_KEYS if k in os.environ}
-        client = CLIENT.format(real=sys.executable, sock=self.sock, keys=COLD_KEYS, env0=self.env0)
+        self.env0 = cold_env(dict(os.environ))
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, self.name, self.python],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        ready = self.proc.stdout.readline()
+        if not ready.startswith(b"ready "):
+            err = self.proc.stdout.read().decode(errors="replace") if self.proc.poll() is not None else ""
+            self.close()
+            raise RuntimeError(f"the warm interpreter did not start: {ready!r} {err[-3000:]}")
+        self.proc.stdout.close()  # nothing more comes: the zygote's output goes nowhere from here on
+        self.preloaded = preloaded = cold_env(json.loads(ready[len(b"ready ") :]))
+        client = CLIENT.format(
+            real=sys.executable,
+            sock=self.sock,
+            prefixes=COLD_PREFIXES,
+            warm=WARM_KEYS,
+            env0=self.env0,
+            preloaded=preloaded,
+            sid=os.getsid(0),
+            forwarded=_FORWARDED,
+        )
         (self.dir / "client.py").write_text(client)
         # a shell script, not a shebang line: those are cut at 127 characters on older kernels
         quoted = " ".join(shlex.quote(x) for x in (sys.executable, "-ES", str(self.dir / "client.py")))
         Path(self.python).write_text(f'#!/bin/sh\nexec {quoted} "$@"\n')
         os.chmod(self.python, 0o755)
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, self.sock, self.python],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        ready = self.proc.stdout.readline()
-        if ready.strip() != b"ready":
-            err = self.proc.stderr.read().decode(errors="replace")
-            raise RuntimeError(f"the warm interpreter did not start: {ready!r}\n{err[-3000:]}")
+        try:  # the client runs here (no noexec /tmp, a /bin/sh) and the zygote answers it
+            probe = subprocess.run(
+                [self.python, "-c", "import sys; sys.exit(7 if 'torch' in sys.modules else 8)"],
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError as e:
+            probe = e
+        if getattr(probe, "returncode", None) != 7:
+            self.close()
+            raise RuntimeError(f"the warm interpreter's client does not work here: {probe}")
 
     def close(self) -> None:
         self.proc.terminate()
@@ -154,7 +189,7 @@ class Zygote:
 
 
 def usable() -> bool:
-    """Linux with pidfds (kernel 5.3), unless ``AIGBENCH_TEST_COLD`` asks for fresh interpreters only."""
+    """Linux with pidfds and fd passing, unless ``AIGBENCH_TEST_COLD`` asks for fresh interpreters only."""
     return (
         hasattr(os, "pidfd_open")
         and hasattr(socket, "send_fds")
@@ -164,11 +199,57 @@ def usable() -> bool:
 
 # ---------------------------------------------------------------- the zygote itself (run as a script)
 
+_PRELOAD_ENV: dict = {}  # what the preloaded imports put in the environment (a fresh run's imports would too)
+_DIE_BY: list = []  # the signal a script that ended by KeyboardInterrupt dies of, after the shutdown
+
+
+def _exit_like_python(status: object) -> None:
+    """End the script's process as CPython's shutdown would, less its slow part: non-daemon threads
+    joined, atexit callbacks, the script's globals released (an unclosed file is flushed), the
+    standard streams flushed (exit status 120 if that fails), then the status of ``sys.exit`` or,
+    after an uncaught KeyboardInterrupt, death by SIGINT. The module teardown of torch & co. that a
+    fresh interpreter spends about 3 s on is skipped (``os._exit``)."""
+    import atexit
+    import gc
+    import signal
+    import threading
+
+    if status is None:
+        code = 0
+    elif isinstance(status, int):
+        code = status
+    else:
+        print(status, file=sys.stderr)
+        code = 1
+    try:
+        threading._shutdown()
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+    atexit._run_exitfuncs()
+    main = sys.modules.get("__main__")
+    if main is not None:
+        main.__dict__.clear()
+    gc.collect()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            code = 120
+    if _DIE_BY:
+        signal.signal(_DIE_BY[0], signal.SIG_DFL)
+        os.kill(os.getpid(), _DIE_BY[0])
+    try:
+        os._exit(code & 0xFF)
+    except OverflowError:
+        os._exit(1)
+
 
 def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
     import json
 
     data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 16, 3)
+    while len(data) < _HEADER.size:
+        data += conn.recv(_HEADER.size - len(data))
     (size,) = _HEADER.unpack(data[: _HEADER.size])
     body = data[_HEADER.size :]
     while len(body) < size:
@@ -179,23 +260,46 @@ def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(body), fds
 
 
-def _run_child(req: dict, fds: list[int], python: str) -> None:
-    """In the forked child: become the requested process, run it, exit with its status."""
-    import atexit
-    import builtins
+def _stdio(fd: int, unbuffered: bool) -> object:
+    """``sys.stdin``/``stdout``/``stderr`` on ``fd`` as CPython's ``create_stdio`` makes them."""
     import io
+
+    original = (sys.__stdin__, sys.__stdout__, sys.__stderr__)[fd]
+    reading = fd == 0
+    raw = io.FileIO(fd, "rb" if reading else "wb", closefd=False)
+    try:
+        raw.name = ("<stdin>", "<stdout>", "<stderr>")[fd]
+    except AttributeError:
+        pass
+    if reading:
+        buf = io.BufferedReader(raw)
+    else:
+        buf = raw if unbuffered else io.BufferedWriter(raw)
+    line_buffering = not reading and not unbuffered and (raw.isatty() or fd == 2)
+    return io.TextIOWrapper(
+        buf,
+        encoding=original.encoding,
+        errors=original.errors,
+        newline="\n",
+        line_buffering=line_buffering,
+        write_through=unbuffered and not reading,
+    )
+
+
+def _become(req: dict, fds: list[int], python: str) -> None:
+    """In the forked child: take on the caller's process state."""
+    import importlib
     import signal
-    import threading
-    import types
+    import tempfile as tempfile_module
+    import warnings
 
     try:
         os.setpgid(0, req["pgid"])
     except OSError:
         pass
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    # the caller's dispositions, not the zygote's: a shell without job control starts background
-    # commands with SIGINT and SIGQUIT ignored, and Python then leaves SIGINT ignored
-    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM):
+    for name in _FORWARDED:
+        sig = getattr(signal, name)
         if sig in req["ignored"]:
             signal.signal(sig, signal.SIG_IGN)
         else:
@@ -203,130 +307,153 @@ def _run_child(req: dict, fds: list[int], python: str) -> None:
     os.umask(req["umask"])
     os.environ.clear()
     os.environ.update(req["env"])
+    for k, v in _PRELOAD_ENV.items():
+        os.environ.setdefault(k, v)
     os.chdir(req["cwd"])
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
     unbuffered = bool(req["env"].get("PYTHONUNBUFFERED"))
-
-    def stream(fd: int, mode: str, errors: str) -> io.TextIOWrapper:
-        tty = os.isatty(fd)
-        raw = io.FileIO(fd, mode, closefd=False)
-        buf = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
-        return io.TextIOWrapper(buf, encoding="utf-8", errors=errors, line_buffering=tty, write_through=unbuffered)
-
-    sys.stdin = sys.__stdin__ = stream(0, "r", "strict")
-    sys.stdout = sys.__stdout__ = stream(1, "w", "strict")
-    sys.stderr = sys.__stderr__ = stream(2, "w", "backslashreplace")
+    sys.stdin = sys.__stdin__ = _stdio(0, unbuffered)
+    sys.stdout = sys.__stdout__ = _stdio(1, unbuffered)
+    sys.stderr = sys.__stderr__ = _stdio(2, unbuffered)
     sys.executable = python  # the library's own launches come back here
-    if "numpy" in sys.modules:
-        sys.modules["numpy"].random.seed()  # a fresh interpreter draws a new global seed; random reseeds at fork
+    tempfile_module.tempdir = None
+    importlib.invalidate_caches()  # files written since the zygote looked at a folder
+    warnings._filters_mutated()  # warnings the zygote printed are printed again
+    if "numpy" in sys.modules:  # a fresh interpreter draws new global seeds (random reseeds at fork)
+        sys.modules["numpy"].random.seed()
+    if "torch" in sys.modules:
+        sys.modules["torch"].seed()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [getattr(signal, n) for n in _FORWARDED])
 
-    args = req["args"]
-    code = 0
+
+def _run_script(args: list[str], cwd: str) -> None:
+    """Run ``python ARGS`` as ``__main__``. An uncaught exception prints the script's own traceback;
+    SystemExit goes up to the interpreter, which ends the process as ``python`` would."""
+    import builtins
+    import signal
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins
+    sys.modules["__main__"] = main
     try:
         if args[0] == "-m":
             import runpy
 
-            sys.argv = [args[1], *args[2:]]
-            sys.path[0] = req["cwd"]
+            sys.argv = ["-m", *args[2:]]
+            sys.path[0] = cwd
             runpy._run_module_as_main(args[1], alter_argv=True)
         else:
-            main = types.ModuleType("__main__")
-            main.__builtins__ = builtins
-            sys.modules["__main__"] = main
             if args[0] == "-c":
                 sys.argv = ["-c", *args[2:]]
                 sys.path[0] = ""
                 source, name = args[1], "<string>"
             else:
-                path = os.path.abspath(args[0])
+                path = args[0] if os.path.isabs(args[0]) else os.path.join(cwd, args[0])
                 sys.argv = list(args)
                 sys.path[0] = os.path.dirname(os.path.realpath(path))
                 main.__file__ = path
                 main.__cached__ = None
-                with open(path, "rb") as f:
-                    source, name = f.read(), path
-            exec(compile(source, name, "exec"), main.__dict__)
-    except SystemExit as e:
-        if e.code is None:
-            code = 0
-        elif isinstance(e.code, int):
-            code = e.code
-        else:
-            print(e.code, file=sys.stderr)
-            code = 1
-    except KeyboardInterrupt as e:
-        e.with_traceback(e.__traceback__.tb_next)
-        sys.excepthook(type(e), e, e.__traceback__)
-        code = -signal.SIGINT
+                try:
+                    with open(path, "rb") as f:
+                        source, name = f.read(), path
+                except OSError as e:
+                    print(
+                        f"{sys.executable}: can't open file {path!r}: [Errno {e.errno}] {e.strerror}", file=sys.stderr
+                    )
+                    raise SystemExit(2) from None
+            exec(compile(source, name, "exec", dont_inherit=True), main.__dict__)
+    except SystemExit:
+        raise
     except BaseException as e:
-        e.with_traceback(e.__traceback__.tb_next)  # the script's frames, not this one's
+        e.with_traceback(e.__traceback__.tb_next)  # the script's frames, not this module's
         sys.excepthook(type(e), e, e.__traceback__)
-        code = 1
-    try:
-        threading._shutdown()
-        atexit._run_exitfuncs()
-    finally:
-        for s in (sys.stdout, sys.stderr):
-            try:
-                s.flush()
-            except Exception:
-                pass
-        if code < 0:
-            signal.signal(-code, signal.SIG_DFL)
-            os.kill(os.getpid(), -code)
-        os._exit(code & 0xFF)
+        if isinstance(e, KeyboardInterrupt):
+            _DIE_BY.append(signal.SIGINT)
+        raise SystemExit(1) from None
 
 
 def _handle(conn: socket.socket, python: str) -> None:
-    """In a forked handler: fork the runner, tell the client its pid, wait, send its status."""
+    """In a forked handler: fork the script, tell the client its pid, relay its signals, and send
+    its status when it ends; if the client dies, so does the script."""
+    import select
+    import signal
+
     req, fds = _recv_request(conn)
+    forwarded = [getattr(signal, n) for n in _FORWARDED]
+    signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)  # until the script has the caller's handlers
     pid = os.fork()
     if pid == 0:
+        _ROLE.append("script")
         conn.close()
-        _run_child(req, fds, python)
-    for fd in fds:
-        os.close(fd)
-    conn.sendall(f"{pid}\n".encode())
-    # the client is the process its caller sees: if it is killed, the script dies with it
-    import select
-
-    pidfd = os.pidfd_open(pid)
-    while True:
-        ready, _, _ = select.select([pidfd, conn], [], [])
-        if pidfd in ready:
-            break
-        if not conn.recv(1):
-            os.kill(pid, 9)
-            break
-    _, status = os.waitpid(pid, 0)
+        _become(req, fds, python)
+        try:
+            _run_script(req["args"], req["cwd"])
+            status = None
+        except SystemExit as e:
+            status = e.code
+        _exit_like_python(status)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
     try:
+        for fd in fds:
+            os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        conn.sendall(f"{pid}\n".encode())
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.register(conn, select.POLLIN)
+        pending = b""
+        while True:
+            ready = {fd for fd, _ in poller.poll()}
+            if pidfd in ready:
+                break
+            chunk = conn.recv(256)
+            if not chunk:  # the client is gone
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                break
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                signal.pidfd_send_signal(pidfd, int(line))  # through the pidfd: never a reused pid
+        _, status = os.waitpid(pid, 0)
         conn.sendall(f"{status}\n".encode())
-    except OSError:
-        pass
+    except BaseException:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+        raise
 
 
-def serve(sock_path: str, python: str) -> None:
+def serve(name: str, python: str) -> None:
     import importlib
     import signal
-    import threading
 
-    for name in PRELOAD:
+    env_before = dict(os.environ)
+    for module in PRELOAD:
         try:
-            importlib.import_module(name)
-        except ImportError:
+            importlib.import_module(module)
+        except Exception:
             pass
-    if threading.active_count() != 1:
-        print(f"threads after imports: {threading.enumerate()}", file=sys.stderr)
+    _PRELOAD_ENV.update({k: v for k, v in os.environ.items() if env_before.get(k) != v})
+    os.close(os.pidfd_open(os.getpid()))  # fails where the kernel has no pidfds: the caller runs cold
+    for sig in (signal.SIGINT, signal.SIGHUP):  # a terminal's Ctrl-C is for the scripts, not for us
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(sock_path)
+    server.bind("\0" + name)
     server.listen(16)
     server.settimeout(5)
     parent = os.getppid()
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    sys.stdout.write("ready\n")
+    sys.stdout.write(f"ready {json.dumps(_PRELOAD_ENV)}\n")
     sys.stdout.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
     while True:
         while True:  # reap handlers that finished
             try:
@@ -341,15 +468,20 @@ def serve(sock_path: str, python: str) -> None:
             if os.getppid() != parent:
                 os._exit(0)  # the test worker is gone (killed): so is its zygote
             continue
-        sys.stdout.flush()
-        sys.stderr.flush()
         if os.fork() == 0:
             server.close()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             try:
                 _handle(conn, python)
-            finally:
-                os._exit(0)
+            except BaseException:
+                if _ROLE:
+                    raise  # the script's own end: the interpreter's shutdown ends the process as python would
+                os._exit(1)
+            os._exit(0)
         conn.close()
+
+
+_ROLE: list = []  # ["script"] in a forked script process
 
 
 if __name__ == "__main__":
