@@ -139,13 +139,13 @@ def test_ctrl_c_keeps_checkpoints_and_prints_the_resume_command(project, subsets
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     try:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         status = [x for x in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if x.startswith("Sig")]
         proc.send_signal(signal.SIGABRT)
         out, err = proc.communicate()
         err = "\n".join(x for x in err.splitlines() if not x.startswith("Extension modules"))
-        pytest.fail(f"train.py did not stop within 120 s of Ctrl-C ({status}); its threads:\n{err[-8000:]}")
+        pytest.fail(f"train.py did not stop within 60 s of Ctrl-C ({status}); its threads:\n{err[-8000:]}")
     assert proc.returncode == 130
     assert "--resume auto" in err and "--output_dir intr" in err
     assert (project / "intr" / "checkpoint-0.pth").exists() and not list((project / "intr").glob(".*tmp"))

@@ -9,7 +9,7 @@ import time
 import pytest
 
 import warm_python
-from conftest import run, sigint_default
+from conftest import _warm_python, run, sigint_default
 
 needs_warm = pytest.mark.skipif(
     not warm_python.usable(), reason="the warm interpreter is off (AIGBENCH_TEST_COLD) or not Linux with pidfds"
@@ -77,18 +77,12 @@ def test_a_script_sees_the_same_process_warm_and_cold(scripts):
         subprocess.run(
             [exe, "order.py"], cwd=scripts, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
         )
-        for exe in (warm_python_of_this_worker(), sys.executable)
+        for exe in (_warm_python(), sys.executable)
     )
     assert (warm.returncode, warm.stdout) == (cold.returncode, cold.stdout) and cold.returncode == 255
     # a child launched through sys.executable inherits the pipes and returns its status
     warm = run([sys.executable, "launch.py"], cwd=scripts, check=False)
     assert warm.returncode == 5 and '"argv": ["probe.py", "5"]' in warm.stdout
-
-
-def warm_python_of_this_worker() -> str:
-    from conftest import _warm_python
-
-    return _warm_python()
 
 
 def ignore_sigint() -> None:

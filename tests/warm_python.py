@@ -7,9 +7,9 @@ scikit-learn and albumentations before it reads one image. The suite runs a few 
 This module keeps one process per test worker (the *zygote*) that has imported those libraries once
 and forks a fresh child for every script: the child gets the caller's argv, working folder,
 environment, umask, ignored signals and stdin/stdout/stderr (passed over a Unix socket), sets up its
-streams as CPython does, runs the script as ``__main__`` and ends through the interpreter's own
-shutdown (threads joined, atexit, flush, exit status or death by SIGINT), so the caller sees an
-ordinary process. ``python`` in the rendered shell scripts and the library's own launches
+streams as CPython does, runs the script as ``__main__`` and ends as CPython's shutdown would
+(threads joined, atexit, flush, exit status or death by SIGINT; the slow module teardown skipped),
+so the caller sees an ordinary process. ``python`` in the rendered shell scripts and the library's own launches
 (``sys.executable`` in protocols and sweeps) reach the zygote through a small client, written as an
 executable called ``python``; Ctrl-C and kill sent to the client reach the script, and a client
 killed takes its script with it.
@@ -78,8 +78,9 @@ def cold_env(env):
     return {{k: v for k, v in env.items() if k.startswith(PREFIXES) and k not in WARM}}
 ok = bool(args) and (args[0] in ("-c", "-m") and len(args) > 1 or not args[0].startswith("-"))
 env = cold_env(os.environ)  # what the caller's own imports set (cv2: LD_LIBRARY_PATH) is no change
-ok = ok and all(env.get(k) in (ENV0.get(k), PRELOADED.get(k, ENV0.get(k))) for k in {{*env, *ENV0, *PRELOADED}})
-ok = ok and os.getsid(0) == SID
+why = {{k: (env.get(k), ENV0.get(k), PRELOADED.get(k)) for k in {{*env, *ENV0, *PRELOADED}}
+       if env.get(k) not in (ENV0.get(k), PRELOADED.get(k, ENV0.get(k)))}}
+ok = ok and not why and os.getsid(0) == SID
 conn = None
 if ok:
     try:
@@ -88,8 +89,6 @@ if ok:
     except OSError:
         conn = None
 if os.environ.get("AIGBENCH_TEST_WARM_LOG"):  # which calls ran where, and why
-    why = {{k: (env.get(k), ENV0.get(k), PRELOADED.get(k)) for k in {{*env, *ENV0, *PRELOADED}}
-           if env.get(k) not in (ENV0.get(k), PRELOADED.get(k, ENV0.get(k)))}}
     with open(os.environ["AIGBENCH_TEST_WARM_LOG"], "a") as log:
         print("warm" if conn else "cold", args[:2], why, os.getsid(0) == SID, file=log)
 if conn is None:
@@ -201,6 +200,7 @@ def usable() -> bool:
 
 _PRELOAD_ENV: dict = {}  # what the preloaded imports put in the environment (a fresh run's imports would too)
 _DIE_BY: list = []  # the signal a script that ended by KeyboardInterrupt dies of, after the shutdown
+_ROLE: list = []  # ["script"] in a forked script process
 
 
 def _exit_like_python(status: object) -> None:
@@ -245,8 +245,6 @@ def _exit_like_python(status: object) -> None:
 
 
 def _recv_request(conn: socket.socket) -> tuple[dict, list[int]]:
-    import json
-
     data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 16, 3)
     while len(data) < _HEADER.size:
         data += conn.recv(_HEADER.size - len(data))
@@ -329,8 +327,8 @@ def _become(req: dict, fds: list[int], python: str) -> None:
 
 
 def _run_script(args: list[str], cwd: str) -> None:
-    """Run ``python ARGS`` as ``__main__``. An uncaught exception prints the script's own traceback;
-    SystemExit goes up to the interpreter, which ends the process as ``python`` would."""
+    """Run ``python ARGS`` as ``__main__``. An uncaught exception prints the script's own traceback
+    and ends as ``SystemExit(1)``; the caller hands the SystemExit to :func:`_exit_like_python`."""
     import builtins
     import signal
     import types
@@ -475,13 +473,10 @@ def serve(name: str, python: str) -> None:
                 _handle(conn, python)
             except BaseException:
                 if _ROLE:
-                    raise  # the script's own end: the interpreter's shutdown ends the process as python would
+                    raise  # a script process whose setup failed: the traceback, and the interpreter's exit
                 os._exit(1)
             os._exit(0)
         conn.close()
-
-
-_ROLE: list = []  # ["script"] in a forked script process
 
 
 if __name__ == "__main__":
